@@ -187,10 +187,7 @@ class RetainedLMHead(nn.Module):
         chunk_size: int | None = None,
     ) -> Float[Tensor, " tokens"]:
         """Float32 log-prob of each target token given the hidden state before it (0 where ignored)."""
-        if hidden_states.shape[-1] != self.hidden_size:
-            raise ValueError(
-                f"hidden states have size {hidden_states.shape[-1]} but the LM head expects {self.hidden_size}"
-            )
+        self._check_hidden_size(hidden_states)
         return ops.linear_logprobs(
             hidden_states.to(self.lm_head.weight.dtype),
             self.weight,
@@ -199,6 +196,40 @@ class RetainedLMHead(nn.Module):
             chunk_size=chunk_size,
             ignore_index=ignore_index,
         )
+
+    @shape_checked
+    def sequence_logprobs(
+        self,
+        hidden_states: Float[Tensor, "tokens hidden"],
+        targets: Int[Tensor, " tokens"],
+        sequence_ids: Int[Tensor, " tokens"],
+        *,
+        num_sequences: int | None = None,
+        ignore_index: int = -100,
+        chunk_size: int | None = None,
+    ) -> Float[Tensor, " sequences"]:
+        """Float32 sum of the target tokens' log-probs per sequence (``sequence_ids[t]`` names token t's).
+
+        The fused path of :func:`rmreg.ops.sequence_linear_logprobs`: gradients are prepared in the forward
+        pass, so a regularizer on the summed log-probs costs no recompute.
+        """
+        self._check_hidden_size(hidden_states)
+        return ops.sequence_linear_logprobs(
+            hidden_states.to(self.lm_head.weight.dtype),
+            self.weight,
+            targets,
+            sequence_ids,
+            num_sequences=num_sequences,
+            bias=self.bias,
+            chunk_size=chunk_size,
+            ignore_index=ignore_index,
+        )
+
+    def _check_hidden_size(self, hidden_states: Tensor) -> None:
+        if hidden_states.shape[-1] != self.hidden_size:
+            raise ValueError(
+                f"hidden states have size {hidden_states.shape[-1]} but the LM head expects {self.hidden_size}"
+            )
 
     def forward(
         self, hidden_states: Float[Tensor, "tokens hidden"], targets: Int[Tensor, " tokens"]

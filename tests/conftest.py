@@ -13,6 +13,8 @@ import rmreg
 # Every test runs with jaxtyping shape/dtype checking of rmreg's public functions switched on.
 rmreg.set_typechecking(True)
 torch.use_deterministic_algorithms(True, warn_only=True)
+# Tiny models gain nothing from intra-op threads and lose a lot when other processes share the cores.
+torch.set_num_threads(1)
 
 settings.register_profile(
     "ci", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True

@@ -7,13 +7,16 @@ from pathlib import Path
 import pytest
 
 import rmreg
-from rmreg import functional, heads, objectives, ops
+from rmreg import _checkpoint, data, export, functional, heads, model, objectives, ops, testing
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = (REPO_ROOT / "README.md").read_text()
 
 
-@pytest.mark.parametrize("module", [functional, heads, objectives, ops, rmreg._typing], ids=lambda m: m.__name__)
+MODULES = [functional, heads, objectives, ops, data, model, export, _checkpoint, testing, rmreg._typing]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

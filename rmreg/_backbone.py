@@ -1,0 +1,132 @@
+"""The causal LM side of the reward model: final hidden states, last-token pooling, response log-probs.
+
+The model never asks a Hugging Face causal LM for its logits: it runs the LM's base model (the decoder
+without the LM head) once over the batch, reads the reward at the last real token, and applies the LM head
+itself, through :mod:`rmreg.ops`, only to the response tokens of the rows that some term needs.
+PEFT models (LoRA and other adapters injected into the layers) are unwrapped to the model they modify;
+``peft`` itself is never imported here.
+"""
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from rmreg._typing import Bool, Float, Int, Tensor
+from rmreg.data import IGNORE_INDEX
+from rmreg.heads import RetainedLMHead
+
+# Config attributes of LM heads that do more than ``hidden @ weight.T + bias`` (soft-capping, scaling).
+_UNSUPPORTED_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "lm_head_multiplier")
+
+
+def is_peft_model(model: nn.Module) -> bool:
+    """Whether ``model`` is a ``peft.PeftModel`` (without importing peft if nobody did)."""
+    peft = sys.modules.get("peft")
+    return peft is not None and isinstance(model, peft.PeftModel)
+
+
+def unwrap(causal_lm: nn.Module) -> Any:
+    """The ``*ForCausalLM`` model itself: under PEFT, the model its adapters are injected into."""
+    return causal_lm.get_base_model() if is_peft_model(causal_lm) else causal_lm
+
+
+def check_causal_lm(causal_lm: nn.Module) -> None:
+    """Raise ``ValueError`` unless rmreg can run this model's decoder and LM head separately."""
+    model = unwrap(causal_lm)
+    if not hasattr(model, "get_output_embeddings") or getattr(model, "base_model", model) is model:
+        raise ValueError(
+            f"{type(model).__name__} is not a Hugging Face *ForCausalLM model (with a base model and an LM head)"
+        )
+    if is_peft_model(causal_lm) and causal_lm.active_peft_config.is_prompt_learning:
+        raise ValueError("prompt-learning PEFT methods are not supported; use adapters such as LoRA")
+    head = model.get_output_embeddings()
+    if head is None or getattr(head, "weight", None) is None or head.weight.ndim != 2:
+        raise ValueError(f"{type(model).__name__} has no linear LM head (get_output_embeddings() with a weight)")
+    config = model.config
+    for attribute in _UNSUPPORTED_LOGIT_TRANSFORMS:
+        if getattr(config, attribute, None) not in (None, 1.0):
+            raise ValueError(
+                f"{type(model).__name__} transforms its logits ({attribute}={getattr(config, attribute)}); "
+                "rmreg's LM-head log-probs assume logits = hidden @ weight.T + bias"
+            )
+
+
+def hidden_size(causal_lm: nn.Module) -> int:
+    """Width of the final hidden states (the LM head's input size)."""
+    return int(lm_head(causal_lm).weight.shape[1])
+
+
+def lm_head(causal_lm: nn.Module) -> nn.Module:
+    """The LM's output layer (possibly tied to its input embeddings)."""
+    return unwrap(causal_lm).get_output_embeddings()
+
+
+def lm_head_is_tied(causal_lm: nn.Module) -> bool:
+    """Whether the LM head's weight is the input embedding matrix."""
+    model = unwrap(causal_lm)
+    return model.get_output_embeddings().weight is model.get_input_embeddings().weight
+
+
+def position_ids(attention_mask: Int[Tensor, "rows seq"] | Bool[Tensor, "rows seq"]) -> Int[Tensor, "rows seq"]:
+    """Positions counted over real tokens only, so left padding does not shift them (0 on left padding)."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def final_hidden_states(
+    causal_lm: nn.Module,
+    input_ids: Int[Tensor, "rows seq"],
+    attention_mask: Int[Tensor, "rows seq"] | Bool[Tensor, "rows seq"],
+) -> Float[Tensor, "rows seq hidden"]:
+    """The decoder's final hidden states (after its last norm), without running the LM head."""
+    decoder = unwrap(causal_lm).base_model
+    outputs = decoder(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask), use_cache=False
+    )
+    return outputs.last_hidden_state
+
+
+def last_token_index(attention_mask: Int[Tensor, "rows seq"] | Bool[Tensor, "rows seq"]) -> Int[Tensor, " rows"]:
+    """Index of each row's last real token, for right padding, left padding and rows without padding."""
+    positions = torch.arange(attention_mask.shape[-1], device=attention_mask.device)
+    return (positions * attention_mask.bool()).argmax(-1)
+
+
+def pool_last(
+    hidden: Float[Tensor, "rows seq hidden"], attention_mask: Int[Tensor, "rows seq"] | Bool[Tensor, "rows seq"]
+) -> Float[Tensor, "rows hidden"]:
+    """The final hidden state at each row's last real token."""
+    rows = torch.arange(hidden.shape[0], device=hidden.device)
+    return hidden[rows, last_token_index(attention_mask)]
+
+
+def response_logprobs(
+    hidden: Float[Tensor, "rows seq hidden"],
+    labels: Int[Tensor, "rows seq"],
+    rows: Int[Tensor, " k"],
+    head: RetainedLMHead,
+) -> Float[Tensor, " k"]:
+    """Summed fp32 log-prob of the response tokens of ``rows``: Σ_t log p(labels[t+1] | hidden[t]).
+
+    Only those rows' response positions reach the LM head (the fused per-sequence path of :mod:`rmreg.ops`).
+    """
+    row_of_token, position = (labels[rows, 1:] != IGNORE_INDEX).nonzero(as_tuple=True)
+    source = rows[row_of_token]
+    return head.sequence_logprobs(
+        hidden[source, position], labels[source, position + 1], row_of_token, num_sequences=int(rows.shape[0])
+    )
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` in eval mode (no dropout) inside the block, then restore every submodule's mode."""
+    modes = [(child, child.training) for child in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for child, training in modes:
+            child.training = training

@@ -25,6 +25,7 @@ __all__ = [
     "FAMILIES",
     "SPECIAL_TOKENS",
     "Family",
+    "fast_tokenizer",
     "tiny_causal_lm",
     "tiny_tokenizer",
     "toy_pairs",
@@ -69,19 +70,35 @@ def tiny_tokenizer(*, padding_side: Literal["left", "right"] = "right", chat_tem
         >>> tok.decode([15, 16])
         'hi'
     """
-    from tokenizers import Tokenizer, decoders, models, processors
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, decoders, models
 
     vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
     vocab.update({char: len(SPECIAL_TOKENS) + i for i, char in enumerate(_CHARACTERS)})
     # A BPE model without merges splits every word into its characters.
     backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
-    backend.add_special_tokens(list(SPECIAL_TOKENS))
     backend.decoder = decoders.Fuse()
+    tokenizer = fast_tokenizer(backend, SPECIAL_TOKENS, padding_side=padding_side)
+    if chat_template:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def fast_tokenizer(backend: Any, special_tokens: tuple[str, ...], *, padding_side: Literal["left", "right"] = "right"):
+    """Wrap a ``tokenizers.Tokenizer`` whose first four ids are ``<pad>``, ``<bos>``, ``<eos>``, ``<unk>``.
+
+    Registers ``special_tokens``, prepends ``<bos>`` when encoding with special tokens, and returns a
+    ``transformers.PreTrainedTokenizerFast`` with pad, bos, eos and unk set.
+    """
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    if tuple(special_tokens[:4]) != ("<pad>", "<bos>", "<eos>", "<unk>"):
+        raise ValueError(f"special_tokens must start with <pad>, <bos>, <eos>, <unk>; got {special_tokens[:4]}")
+    backend.add_special_tokens(list(special_tokens))
     backend.post_processor = processors.TemplateProcessing(
         single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", _BOS)]
     )
-    tokenizer = PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         pad_token="<pad>",
         bos_token="<bos>",
@@ -89,9 +106,6 @@ def tiny_tokenizer(*, padding_side: Literal["left", "right"] = "right", chat_tem
         unk_token="<unk>",
         padding_side=padding_side,
     )
-    if chat_template:
-        tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
 
 
 def tiny_causal_lm(

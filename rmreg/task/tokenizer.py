@@ -8,6 +8,7 @@ split on whitespace, so the task's text (words separated by single spaces) round
 from typing import Literal
 
 from rmreg.task.synthetic import WORDS
+from rmreg.testing import fast_tokenizer
 
 __all__ = ["SPECIAL_TOKENS", "task_tokenizer"]
 
@@ -29,22 +30,9 @@ def task_tokenizer(*, padding_side: Literal["left", "right"] = "right"):
         >>> ids[0] == tok.bos_token_id, tok.decode(ids, skip_special_tokens=True)
         (True, 'user : describe moon . assistant :')
     """
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, pre_tokenizers
 
     vocab = {token: i for i, token in enumerate((*SPECIAL_TOKENS, *WORDS))}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    backend.add_special_tokens(list(SPECIAL_TOKENS))
-    bos = vocab["<bos>"]
-    backend.post_processor = processors.TemplateProcessing(
-        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", bos)]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        bos_token="<bos>",
-        eos_token="<eos>",
-        unk_token="<unk>",
-        padding_side=padding_side,
-    )
+    return fast_tokenizer(backend, SPECIAL_TOKENS, padding_side=padding_side)

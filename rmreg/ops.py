@@ -162,22 +162,21 @@ def _sweep(
     for rows, group in spans:
         chunk = hidden[rows]
         target = targets[rows, None]
-        logits = F.linear(chunk, weight, bias).to(acc)
-        picked = logits.gather(1, target).squeeze(1)
-        peak = logits.amax(dim=1, keepdim=True)
-        exp = logits.sub_(peak).exp_()  # in place: the chunk's only [rows, V] buffer
-        total = exp.sum(dim=1)
+        buf = F.linear(chunk, weight, bias).to(acc)  # the chunk's logits: its only [rows, V] buffer
+        picked = buf.gather(1, target).squeeze(1)
+        peak = buf.amax(dim=1, keepdim=True)
+        total = buf.sub_(peak).exp_().sum(dim=1)  # buf = exp(z − max z)
         logprobs[rows] = picked - peak.squeeze(1) - total.log()
-        if row_scale is None:
-            continue
-        scale = row_scale[rows]
-        grad = exp.mul_((-scale / total)[:, None]).scatter_add_(1, target, scale[:, None])  # s·(onehot − p)
-        if needs_hidden:
-            hidden_grad[rows] = grad.to(weight.dtype) @ weight
-        if needs_weight:
-            weight_grads[group].addmm_(grad.T, chunk.to(acc))
-        if needs_bias:
-            bias_grads[group] += grad.sum(dim=0)
+        if row_scale is not None:
+            scale = row_scale[rows]
+            buf.mul_((-scale / total)[:, None]).scatter_add_(1, target, scale[:, None])  # buf = s·(onehot − p)
+            if needs_hidden:
+                hidden_grad[rows] = buf.to(weight.dtype) @ weight
+            if needs_weight:
+                weight_grads[group].addmm_(buf.T, chunk.to(acc))
+            if needs_bias:
+                bias_grads[group] += buf.sum(dim=0)
+        del buf  # free this chunk before the next one is allocated
     return logprobs, hidden_grad, weight_grads, bias_grads
 
 

@@ -103,6 +103,22 @@ def pool_last(
     return hidden[rows, last_token_index(attention_mask)]
 
 
+def _check_not_sharded_alone(module: nn.Module) -> None:
+    """Refuse an LM head whose weight is still sharded (a DTensor) when the regularizer reads it.
+
+    That happens when FSDP2 makes the LM head a unit of its own: nothing unshards it, since the model reads its
+    weight instead of calling it. In one unit with the final norm (``reshard_after_forward=False``) or in its
+    parent's unit, the weight is whole by then.
+    """
+    dtensor = sys.modules.get("torch.distributed.tensor")
+    if dtensor is not None and isinstance(module.weight, getattr(dtensor, "DTensor", ())):
+        raise ValueError(
+            "the LM head's weight is sharded when the regularizer reads it (FSDP made the LM head a unit of its "
+            "own); keep the LM head in its parent's unit or in one unit with the final norm "
+            "(see examples/configs/fsdp.yaml)"
+        )
+
+
 def response_logprobs(
     hidden: Float[Tensor, "rows seq hidden"],
     labels: Int[Tensor, "rows seq"],
@@ -113,6 +129,7 @@ def response_logprobs(
 
     Only those rows' response positions reach the LM head (the fused per-sequence path of :mod:`rmreg.ops`).
     """
+    _check_not_sharded_alone(head.lm_head)
     row_of_token, position = (labels[rows, 1:] != IGNORE_INDEX).nonzero(as_tuple=True)
     source = rows[row_of_token]
     return head.sequence_logprobs(

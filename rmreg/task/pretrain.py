@@ -266,6 +266,7 @@ def pretrained_lm(
         result.model.save_pretrained(staging)
         result.tokenizer.save_pretrained(staging)
         (staging / _LOG_FILE).write_text(json.dumps(result.log, indent=1))
+        staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a cache directory gets the usual mode
         if path.is_dir():
             shutil.rmtree(path)
         os.replace(staging, path)
@@ -274,3 +275,9 @@ def pretrained_lm(
             shutil.rmtree(staging)
     result.path = path
     return result
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,5 @@
+"""``python -m rmreg``: the ``rmreg`` command."""
+
+from rmreg.cli import main
+
+raise SystemExit(main())

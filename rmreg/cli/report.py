@@ -1,0 +1,112 @@
+"""What ``rmreg train`` reports: accuracy tables in the shape of the paper's Table 1, and training curves."""
+
+import statistics
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["accuracy_table", "plot_curves", "summarize"]
+
+Runs = Sequence[Mapping[str, Any]]
+
+
+def summarize(runs: Runs) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """Mean and standard deviation over seeds: objective → split → metric → ``{"mean", "std", "n"}``.
+
+    Each run is a mapping with ``label`` (the objective) and ``final`` (split → metric → value).
+    """
+    grouped: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for run in runs:
+        for split, metrics in run["final"].items():
+            for metric, value in metrics.items():
+                if metric != "pairs":
+                    grouped.setdefault(run["label"], {}).setdefault(split, {}).setdefault(metric, []).append(value)
+    return {
+        label: {
+            split: {
+                metric: {
+                    "mean": statistics.fmean(values),
+                    "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                    "n": len(values),
+                }
+                for metric, values in metrics.items()
+            }
+            for split, metrics in splits.items()
+        }
+        for label, splits in grouped.items()
+    }
+
+
+def _cell(stats: Mapping[str, float]) -> str:
+    mean = f"{100 * stats['mean']:.1f}"
+    return f"{mean} ± {100 * stats['std']:.1f}" if stats["n"] > 1 else mean
+
+
+def accuracy_table(
+    summary: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]],
+    metric: str,
+    *,
+    extra_rows: Mapping[str, Mapping[str, float]] | None = None,
+) -> str:
+    """A plain-text table: one row per objective, one column per evaluation split, accuracy in percent.
+
+    Args:
+        summary: from :func:`summarize`.
+        metric: ``"reward_accuracy"`` or ``"lm_accuracy"``.
+        extra_rows: rows of single values (split → fraction) to put first, e.g. the model before training.
+    """
+    splits = list(next(iter(summary.values())))
+    rows = [(label, {s: f"{100 * v:.1f}" for s, v in values.items()}) for label, values in (extra_rows or {}).items()]
+    rows += [(label, {s: _cell(stats[s][metric]) for s in splits}) for label, stats in summary.items()]
+    first = max(len("objective"), *(len(label) for label, _ in rows))
+    widths = [max(len(split), *(len(cells[split]) for _, cells in rows)) for split in splits]
+    lines = ["  ".join(["objective".ljust(first), *(s.rjust(w) for s, w in zip(splits, widths, strict=True))])]
+    lines += [
+        "  ".join([label.ljust(first), *(cells[s].rjust(w) for s, w in zip(splits, widths, strict=True))])
+        for label, cells in rows
+    ]
+    return "\n".join(lines)
+
+
+def _smooth(values: Sequence[float], window: int) -> list[float]:
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_curves(runs: Runs, path: Path) -> bool:
+    """Training loss and training-batch accuracy against the optimizer step, one line per run (seed), one
+    colour per objective.
+
+    Returns:
+        ``False`` (and writes nothing) when matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(1, 2, figsize=(11, 4))
+    labels, legended = list(dict.fromkeys(run["label"] for run in runs)), set()
+    for run in runs:
+        steps = [record["step"] for record in run["history"]]
+        window = max(1, len(steps) // 10)
+        legend = None if run["label"] in legended else run["label"]  # one legend entry per objective, not per seed
+        legended.add(run["label"])
+        for axis, key in zip(axes, ("loss", "accuracy"), strict=True):
+            values = _smooth([record[key] for record in run["history"]], window)
+            axis.plot(steps, values, color=f"C{labels.index(run['label'])}", alpha=0.7, label=legend)
+    axes[0].set_ylabel("training loss, all terms (moving average)")
+    axes[1].set_ylabel("training pair accuracy (moving average)")
+    for axis in axes:
+        axis.set_xlabel("optimizer step")
+        axis.grid(alpha=0.3)
+    axes[1].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
+    return True

@@ -16,39 +16,33 @@ Providers of the summed log-probs log π(y|x):
 * ``liger`` / ``cce``: Liger-Kernel's fused linear cross-entropy and cut-cross-entropy, only when installed
   (optional, never required; their GPU kernels need CUDA).
 
-Measurements: every case runs in its own process; CPU extra peak memory = the process's ``ru_maxrss`` at
-the end minus its ``ru_maxrss`` once the inputs are built (what a baseline process building the same inputs
-would report); CUDA: ``max_memory_allocated`` minus the memory after building the inputs. Time is the median
-of ``--repeats`` runs after one warm-up (CUDA events on a GPU); the error is
-against a float64 reference computed in the parent with :func:`rmreg.ops.linear_logprobs` (which the tests check
-against the naive path to 1e-6); FLOP/s counts the LM-head matmuls a plain implementation needs
-(2·N·V·H forward, 4·N·V·H backward with a trainable head, 2·N·V·H with a frozen one), so recomputation is not
-counted as useful work. Writes ``bench_loss.csv``, ``bench_loss.md`` and (with matplotlib) ``bench_loss.png``.
+Measurements (``_harness.py``): every case runs in its own process; CPU extra peak memory = the peak resident
+set minus the resident set once the inputs are built; CUDA: ``max_memory_allocated`` minus the memory after
+building the inputs. Time is the median of ``--repeats`` runs after one warm-up (CUDA events on a GPU), pooled
+over ``--rounds`` interleaved rounds. The error is against a float64 reference computed in the parent with
+:func:`rmreg.ops.linear_logprobs` (which the tests check against the naive path to 1e-6) on the same (rounded)
+inputs; FLOP/s counts the LM-head matmuls a plain implementation needs (2·N·V·H forward, 4·N·V·H backward with
+a trainable head, 2·N·V·H with a frozen one), so recomputation is not counted as useful work. Writes
+``bench_loss.csv``, ``bench_loss.md`` and (with matplotlib) ``bench_loss.png``.
 
 Usage::
 
     python benchmarks/bench_loss.py --quick                      # smoke run, well under a minute
     python benchmarks/bench_loss.py                              # 2 pairs x 1024 tokens, H 256, V 128k
     python benchmarks/bench_loss.py --vocab 32000 128000 256000  # vocabulary sweep
+    python benchmarks/bench_loss.py --device cuda --dtype bfloat16  # on a GPU
 """
 
 import argparse
-import csv
 import importlib.util
 import json
-import platform
-import resource
-import statistics
-import subprocess
-import sys
-import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import _harness
 import torch
 import torch.nn.functional as F
 
-import rmreg
 from rmreg import functional, ops
 
 ALPHA, BETA = 0.01, 0.1
@@ -64,6 +58,7 @@ class Config:
     vocab: int
     device: str
     threads: int
+    dtype: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -76,9 +71,10 @@ class Case:
 # --- inputs and losses --------------------------------------------------------------------------------------
 
 
-def make_inputs(cfg: Config, dtype: torch.dtype = torch.float32) -> dict:
+def make_inputs(cfg: Config) -> dict:
     """Deterministic inputs, generated in place so that no transient copy raises the process's peak memory."""
     gen = torch.Generator().manual_seed(0)
+    dtype = getattr(torch, cfg.dtype)
     rows = 2 * cfg.pairs
     hidden = torch.empty(rows * cfg.tokens, cfg.hidden, dtype=dtype).normal_(generator=gen)
     weight = torch.empty(cfg.vocab, cfg.hidden, dtype=dtype).normal_(std=2 / cfg.hidden**0.5, generator=gen)
@@ -185,76 +181,26 @@ def lm_flops(case: Case, cfg: Config) -> float:
 # --- one case per process -----------------------------------------------------------------------------------
 
 
-def _status_bytes(field: str) -> int | None:
-    """A memory field of /proc/self/status (VmRSS, VmHWM) in bytes; None off Linux."""
-    try:
-        text = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    return next(int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith(field + ":"))
-
-
-def reset_peak() -> int:
-    """Reset the peak resident set (Linux ``clear_refs`` 5) and return the current one, the baseline.
-
-    Without the reset, ``ru_maxrss`` keeps the peak of the torch import, whose file-backed pages the kernel may
-    evict later under memory pressure; the case's own allocations can then hide below that old peak.
-    """
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return _status_bytes("VmRSS")
-    except OSError:  # not Linux: fall back to ru_maxrss
-        return peak_bytes()
-
-
-def peak_bytes() -> int:
-    hwm = _status_bytes("VmHWM")
-    if hwm is not None:
-        return hwm
-    scale = 1 if platform.system() == "Darwin" else 1024  # ru_maxrss is KiB on Linux, bytes on macOS
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-
-
 def worker(cfg: Config, case: Case, repeats: int, reference: str) -> dict:
     """Run one case in this process and return its times, extra peak memory and errors."""
     torch.set_num_threads(cfg.threads)
-    cuda = cfg.device == "cuda"
     inputs = make_inputs(cfg)
     params = leaves(inputs, case.head)
     for p in params:
         p.requires_grad_()
-    baseline = reset_peak()
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
+    meter = _harness.Meter(cfg.device)
+    values = []
 
     def run():
         for p in params:
             p.grad = None
         value = loss(case, cfg, inputs)
         value.backward()
-        return value
+        values.append(value.item())
 
-    times = []
-    for i in range(repeats + 1):
-        if cuda:
-            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            value = run()
-            stop.record()
-            torch.cuda.synchronize()
-            elapsed = start.elapsed_time(stop) / 1e3
-        else:
-            tic = time.perf_counter()
-            value = run()
-            elapsed = time.perf_counter() - tic
-        if i:  # the first run is the warm-up
-            times.append(elapsed)
-    result = {"times": times}
-    result["extra_bytes"] = torch.cuda.max_memory_allocated() - before if cuda else peak_bytes() - baseline
+    result = {**meter.times(run, repeats), "extra_bytes": meter.extra_bytes()}
     ref = torch.load(reference)
-    result["loss_error"] = abs(value.item() - ref["loss"])
+    result["loss_error"] = abs(values[-1] - ref["loss"])
     for name in ("hidden", "weight"):
         got, expected = inputs[name].grad, ref[name]
         if got is not None and expected is not None:  # no LM-head gradient: frozen head or BT alone
@@ -274,16 +220,6 @@ def float64_reference(cfg: Config, objective: str, path: Path) -> None:
     torch.save({"loss": value.item(), "hidden": inputs["hidden"].grad, "weight": inputs["weight"].grad}, path)
 
 
-def spawn(cfg: Config, case: Case, repeats: int, reference: Path) -> dict:
-    job = {"cfg": asdict(cfg), "case": asdict(case), "repeats": repeats, "reference": str(reference)}
-    out = subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True, check=False
-    )
-    if out.returncode:
-        raise RuntimeError(f"case {case} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 # --- driver -------------------------------------------------------------------------------------------------
 
 
@@ -296,6 +232,7 @@ class Row:
     provider: str
     time_s: float
     time_iqr_s: float
+    cpu_s: float
     time_vs_naive: float
     extra_peak_gb: float
     extra_vs_weight_grad: float
@@ -303,6 +240,7 @@ class Row:
     loss_error: float
     hidden_grad_error: float
     weight_grad_error: float
+    load: float
 
 
 def run_all(args: argparse.Namespace) -> list[Row]:
@@ -311,31 +249,36 @@ def run_all(args: argparse.Namespace) -> list[Row]:
     out.mkdir(parents=True, exist_ok=True)
     for vocab in args.vocab:
         for tokens in args.tokens:
-            cfg = Config(args.pairs, tokens, args.hidden, vocab, args.device, args.threads)
-            weight_grad_bytes = 4 * vocab * args.hidden
+            cfg = Config(args.pairs, tokens, args.hidden, vocab, args.device, args.threads, args.dtype)
             for objective in args.objectives:
                 reference = out / f".ref-{vocab}-{tokens}-{objective}.pt"
                 float64_reference(cfg, objective, reference)
-                results = {}
-                for head in args.heads:
-                    providers = ["naive"] if objective == "bt" else args.providers
-                    for provider in providers:
-                        case = Case(objective, head, provider)
-                        results[case] = spawn(cfg, case, args.repeats, reference)
-                        print(f"V={vocab} T={tokens} {case}: {summary(results[case])}", flush=True)
+                providers = ["naive"] if objective == "bt" else args.providers
+                cases = [Case(objective, head, provider) for head in args.heads for provider in providers]
+                job = {"cfg": asdict(cfg), "repeats": args.repeats, "reference": str(reference)}
+                results = _harness.run_rounds(
+                    cases,
+                    args.rounds,
+                    lambda case, job=job: _harness.spawn(__file__, {**job, "case": asdict(case)}),
+                    lambda case, res, cfg=cfg: print(
+                        f"V={cfg.vocab} T={cfg.tokens} {case}: {summary(res)}", flush=True
+                    ),
+                )
                 reference.unlink()
-                for case, res in results.items():
-                    rows.append(make_row(cfg, case, res, results, weight_grad_bytes))
+                rows += [make_row(cfg, case, res, results) for case, res in results.items()]
     return rows
 
 
 def summary(res: dict) -> str:
-    return f"{statistics.median(res['times']):.3f} s, +{res['extra_bytes'] / 1e9:.3f} GB"
+    return (
+        f"{_harness.median(res['times']):.3f} s (CPU {_harness.median(res['cpu_times']):.3f} s), "
+        f"+{res['extra_bytes'] / 1e9:.3f} GB, load {res['load']:.1f}"
+    )
 
 
-def make_row(cfg, case, res, results, weight_grad_bytes) -> Row:
-    median = statistics.median(res["times"])
-    quartiles = statistics.quantiles(res["times"], n=4) if len(res["times"]) > 1 else [median] * 3
+def make_row(cfg: Config, case: Case, res: dict, results: dict) -> Row:
+    clock = _harness.clock(cfg.device)
+    median = _harness.median(res[clock])
     naive = results.get(Case(case.objective, case.head, "naive"))
     extra = res["extra_bytes"]
     return Row(
@@ -344,72 +287,60 @@ def make_row(cfg, case, res, results, weight_grad_bytes) -> Row:
         objective=case.objective,
         head=case.head,
         provider="-" if case.objective == "bt" else case.provider,
-        time_s=median,
-        time_iqr_s=quartiles[2] - quartiles[0],
-        time_vs_naive=median / statistics.median(naive["times"]) if naive else float("nan"),
+        time_s=_harness.median(res["times"]),
+        time_iqr_s=_harness.iqr(res["times"]),
+        cpu_s=_harness.median(res["cpu_times"]),
+        time_vs_naive=median / _harness.median(naive[clock]) if naive else float("nan"),
         extra_peak_gb=extra / 1e9,
-        extra_vs_weight_grad=extra / weight_grad_bytes,
+        extra_vs_weight_grad=extra / (4 * cfg.vocab * cfg.hidden),
         gflops=lm_flops(case, cfg) / median / 1e9,
         loss_error=res.get("loss_error", float("nan")),
         hidden_grad_error=res.get("hidden_grad_error", float("nan")),
         weight_grad_error=res.get("weight_grad_error", float("nan")),
+        load=res["load"],
     )
 
 
-def header(args: argparse.Namespace) -> str:
-    device = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or 'cpu'}"
-    return (
-        f"rmreg {rmreg.__version__}, torch {torch.__version__}, device {args.device} ({device}), "
-        f"{args.threads} threads, pairs {args.pairs}, hidden {args.hidden}, fp32, "
-        f"median of {args.repeats} after 1 warm-up\n\ncommand: `{' '.join(['python', *sys.argv])}`"
-    )
+COLUMNS = {
+    "vocab": "V",
+    "tokens": "T",
+    "objective": "objective",
+    "head": "LM head",
+    "provider": "provider",
+    "time_s": "wall (s)",
+    "time_iqr_s": "IQR",
+    "cpu_s": "CPU (s)",
+    "time_vs_naive": "× naive",
+    "extra_peak_gb": "extra peak (GB)",
+    "extra_vs_weight_grad": "× dW",
+    "gflops": "GFLOP/s",
+    "loss_error": "loss err",
+    "hidden_grad_error": "dh err",
+    "weight_grad_error": "dW err",
+    "load": "load",
+}
 
 
 def write_outputs(rows: list[Row], args: argparse.Namespace) -> None:
     out = Path(args.out)
-    names = [f.name for f in fields(Row)]
-    with open(out / "bench_loss.csv", "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(names)
-        writer.writerows([[getattr(r, n) for n in names] for r in rows])
-    lines = [
-        header(args),
-        "",
-        "| V | T | objective | LM head | provider | time (s) | IQR | × naive | extra peak (GB) | × dW |"
-        " GFLOP/s | loss err | dh err | dW err |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.vocab} | {r.tokens} | {r.objective} | {r.head} | {r.provider} | {r.time_s:.3f} | "
-            f"{r.time_iqr_s:.3f} | {r.time_vs_naive:.2f} | {r.extra_peak_gb:.3f} | {r.extra_vs_weight_grad:.1f} | "
-            f"{r.gflops:.1f} | {r.loss_error:.1e} | {r.hidden_grad_error:.1e} | {r.weight_grad_error:.1e} |"
-        )
-    (out / "bench_loss.md").write_text("\n".join(lines) + "\n")
-    if importlib.util.find_spec("matplotlib"):
-        plot(rows, out / "bench_loss.png")
-
-
-def plot(rows: list[Row], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(11, 4))
-    for provider in dict.fromkeys(r.provider for r in rows if r.provider != "-"):
-        picked = [r for r in rows if r.provider == provider]
-        labels = [f"{r.objective}\n{r.head}\nV={r.vocab // 1000}k" for r in picked]
-        ax_time.plot(labels, [r.time_s for r in picked], "o-", label=provider)
-        ax_mem.plot(labels, [r.extra_peak_gb for r in picked], "o-", label=provider)
-    ax_time.set_ylabel("time per step (s)")
-    ax_mem.set_ylabel("extra peak memory (GB)")
-    for ax in (ax_time, ax_mem):
-        ax.set_yscale("log")
-        ax.tick_params(axis="x", labelsize=7)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    details = f"pairs {args.pairs}, hidden {args.hidden}, {args.dtype}"
+    head = _harness.header(args.device, args.threads, details, args.repeats, args.rounds)
+    _harness.write_reports(rows, out, "bench_loss", head, COLUMNS)
+    if _harness.have_matplotlib():
+        groups = list(dict.fromkeys(f"{r.objective} {r.head} V={r.vocab // 1000}k T={r.tokens}" for r in rows))
+        providers = list(dict.fromkeys(r.provider for r in rows if r.provider != "-"))
+        picked = {(f"{r.objective} {r.head} V={r.vocab // 1000}k T={r.tokens}", r.provider): r for r in rows}
+        panels = [
+            (
+                label,
+                {
+                    p: [getattr(picked[g, p], name) if (g, p) in picked else float("nan") for g in groups]
+                    for p in providers
+                },
+            )
+            for label, name in (("time / naive", "time_vs_naive"), ("extra peak memory (GB)", "extra_peak_gb"))
+        ]
+        _harness.bar_plot(out / "bench_loss.png", groups, panels)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -423,13 +354,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS))
     parser.add_argument("--providers", nargs="+", default=None, help="default: all available")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of all cases (times pooled)")
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="inputs' dtype")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.tokens, args.hidden, args.vocab, args.threads, args.repeats = [32], 32, [2000], 1, 5
+        args.tokens, args.hidden, args.vocab, args.threads, args.repeats, args.rounds = [32], 32, [2000], 1, 5, 1
         args.objectives, args.heads = ["dpo-noref"], ["trainable"]
         args.providers = args.providers or ["naive", "chunked", "fused"]
     args.providers = args.providers or available_providers(args.device)

@@ -211,7 +211,9 @@ class RetainedLMHead(nn.Module):
         """Float32 sum of the target tokens' log-probs per sequence (``sequence_ids[t]`` names token t's).
 
         The fused path of :func:`rmreg.ops.sequence_linear_logprobs`: gradients are prepared in the forward
-        pass, so a regularizer on the summed log-probs costs no recompute.
+        pass (for at most ``ops.FUSED_MAX_BUFFERS`` sequences with a trainable head; later sequences' weight
+        gradients are recomputed in the backward pass), so a regularizer on the summed log-probs needs little or
+        no recompute. One backward pass per forward pass.
         """
         self._check_hidden_size(hidden_states)
         return ops.sequence_linear_logprobs(

@@ -13,30 +13,42 @@ For one token with logits z = W h + b, target y and softmax p::
 
 Design:
 
-* Rows (tokens) are processed in chunks of ``chunk_size``; only one chunk's logits [chunk, V] exist at a time,
-  and the softmax and the logit gradient are computed in place in that buffer. Tokens whose target is
-  ``ignore_index`` are skipped (log-prob 0, no gradient). The logit and hidden-gradient matmuls run in the
-  inputs' dtype (tensor cores on a GPU); logits are cast to fp32 before the log-sum-exp, and every sum across
-  chunks (weight and bias gradients, per-sequence log-probs) is accumulated in fp32 (float64 inputs stay
-  float64). Plain PyTorch ops: CPU and CUDA alike.
+* Rows (tokens) are processed in chunks of ``chunk_size``; one [chunk, V] buffer (fp32, or float64 for float64
+  inputs) is allocated per pass and reused for every chunk, so only one chunk's logits exist at a time and no
+  chunk pays for fresh memory (on a CPU, page faults). The buffer only ever holds exp(z − c) for a per-row
+  constant c: the one-hot part of g and the per-row factors are applied to the [chunk, H] operands of the
+  matmuls (∂/∂h_t = s_t W[y_t] − (s_t/Z_t) e_t W, ∂/∂W = Σ_t s_t onehot(y_t) h_tᵀ − eᵀ((s/Z) ⊙ h) with
+  e = exp(z − c), Z = Σ_v e), so a chunk costs four elementwise passes over [chunk, V] (max, subtract, exp,
+  sum) and none in a recompute beyond subtract and exp. Tokens whose target is ``ignore_index`` are skipped
+  (log-prob 0, no gradient). The logit and hidden-gradient matmuls run in the inputs' dtype (tensor cores on
+  a GPU); logits are cast to fp32 before the log-sum-exp, and every sum across chunks (weight and bias
+  gradients, per-sequence log-probs) is accumulated in fp32 (float64 inputs stay float64). Plain PyTorch
+  ops: CPU and CUDA alike.
 * :func:`linear_logprobs` (per-token log-probs, any downstream loss). Trainable head: the forward pass keeps
-  nothing but its inputs (and the chunk index lists); the backward pass recomputes each chunk's logits and
-  accumulates the three gradients, so the extra memory is the weight gradient + the hidden gradient + one
-  chunk, at the price of one more matmul per chunk than the naive path (four instead of three). Frozen head
-  (weight and bias do not require grad, the paper's LoRA setting): ∂ log p_t/∂h_t = W[y_t] − p_t W does not
-  depend on the downstream loss, so the forward pass prepares it ([N, H]) and the backward pass only scales
-  its rows by the incoming gradient: two matmuls per chunk, no recompute, no weight gradient.
+  its inputs and the per-row log-sum-exp ([N] floats); the backward pass recomputes each chunk's logits,
+  turns them into softmax with one subtract and one exp, and accumulates the three gradients, so the extra
+  memory is the weight gradient + the hidden gradient + one chunk, at the price of one more matmul per chunk
+  than the naive path (four instead of three). Frozen head (weight and bias do not require grad, the
+  paper's LoRA setting): ∂ log p_t/∂h_t = W[y_t] − p_t W does not depend on the downstream loss, so the
+  forward pass prepares it ([N, H]) and the backward pass only scales its rows by the incoming gradient: two
+  matmuls per chunk, no recompute, no weight gradient.
 * :func:`sequence_linear_logprobs` (per-sequence sums, the "fused" path). Once a sequence's log-probs are
   summed, the loss reaches every token of that sequence through one scalar ∂L/∂ log π_s, so the forward pass
   computes each sequence's gradients, chunk by chunk (chunks never straddle two sequences), into one fp32
-  weight-gradient buffer per sequence, and the backward pass only combines them:
-  ∂L/∂W = Σ_s (∂L/∂ log π_s) · buffer_s, ∂L/∂h_t = (∂L/∂ log π_s(t)) · ∂ log p_t/∂h_t. Three matmuls per chunk,
-  as many as the naive path, and none in the backward pass. Extra memory with a trainable head: S fp32
-  weight-sized buffers plus the combined gradient, (S + 1) × the weight gradient at the peak of the backward
-  pass; so at most :data:`FUSED_MAX_SEQUENCES` sequences are fused, and with more the function falls back to
-  the recompute path of :func:`linear_logprobs` (same values, less memory, slower). Per-sequence buffers were
+  weight-gradient buffer per sequence, and the backward pass only combines them, in place:
+  ∂L/∂W = Σ_s (∂L/∂ log π_s) · buffer_s is accumulated into the first buffer and every other buffer is freed
+  once added; ∂L/∂h_t = (∂L/∂ log π_s(t)) · ∂ log p_t/∂h_t scales the prepared hidden gradient in place.
+  Three matmuls per chunk, as many as the naive path, and none in the backward pass. Extra memory with a
+  trainable head: one fp32 weight-sized buffer per sequence (the combined gradient reuses the first) plus one
+  chunk. To bound it, at most :data:`FUSED_MAX_BUFFERS` sequences get a buffer; the weight gradient of any
+  further sequence is recomputed in the backward pass, chunk by chunk, straight into the combined gradient
+  (its hidden gradient is still prepared in the forward pass), so the extra memory is at most
+  ``FUSED_MAX_BUFFERS`` × the weight gradient + one chunk, and each recomputed token costs one more matmul
+  (DPO on 2 pairs: 4 sequences, 3 buffers, a quarter of the tokens recomputed). Per-sequence buffers were
   chosen over sequence-by-sequence accumulation into one buffer because the per-sequence scale is unknown
-  until the backward pass. With a frozen head no buffer is needed and any number of sequences is fused.
+  until the backward pass. Because the buffers are consumed, the fused
+  path allows one backward pass per forward pass (a second one raises ``RuntimeError``). With a frozen head
+  no weight buffer is needed and any number of sequences is fused.
 
 The chunk size, when not given, comes from a memory budget: one chunk's fp32 logits take at most
 ``max(DEFAULT_CHUNK_BYTES, 4·V·H / 8)`` bytes, i.e. 64 MiB or an eighth of an fp32 copy of the weight,
@@ -55,7 +67,7 @@ from rmreg._typing import Float, Int, Tensor, shape_checked
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
-    "FUSED_MAX_SEQUENCES",
+    "FUSED_MAX_BUFFERS",
     "auto_chunk_size",
     "linear_logprobs",
     "linear_logprobs_naive",
@@ -65,8 +77,9 @@ __all__ = [
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 """Least memory budget of one chunk's fp32 logits, in bytes (see :func:`auto_chunk_size`)."""
 
-FUSED_MAX_SEQUENCES = 4
-"""Most sequences for which :func:`sequence_linear_logprobs` keeps one weight-gradient buffer each."""
+FUSED_MAX_BUFFERS = 3
+"""Most weight-gradient buffers :func:`sequence_linear_logprobs` keeps (one per sequence; later sequences'
+weight gradients are recomputed in the backward pass)."""
 
 
 def auto_chunk_size(vocab_size: int, hidden_size: int) -> int:
@@ -136,6 +149,19 @@ def _spans(valid: Tensor, groups: Tensor | None, num_groups: int, chunk_size: in
     return spans
 
 
+def _logits_into(out: Tensor, chunk: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``chunk @ weight.T + bias`` written into ``out`` (fp32 or float64), computed in the inputs' dtype.
+
+    Reusing one buffer for every chunk avoids a fresh [chunk, V] allocation per chunk, which on a CPU means
+    page faults (allocations this large are fresh memory maps) and on a GPU nothing worse than reuse.
+    """
+    if chunk.dtype != out.dtype:  # bf16/fp16: matmul in the input dtype, then one cast into the fp32 buffer
+        return out.copy_(F.linear(chunk, weight, bias))
+    if bias is None:
+        return torch.mm(chunk, weight.T, out=out)
+    return torch.addmm(bias, chunk, weight.T, out=out)
+
+
 def _sweep(
     hidden: Tensor,
     weight: Tensor,
@@ -145,39 +171,56 @@ def _sweep(
     row_scale: Tensor | None,
     num_groups: int,
     needs: tuple[bool, bool, bool],
-) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
-    """One pass over the chunks: log-probs and, where ``needs`` says so, gradients of Σ_t s_t log p_t.
+    lse: Tensor | None = None,
+    into: tuple[list[Tensor], Tensor] | None = None,
+) -> tuple[Tensor, Tensor, Tensor | None, list[Tensor], Tensor]:
+    """One pass over the chunks: log-probs, log-sum-exps and, where ``needs`` says so, gradients of Σ_t s_t log p_t.
 
-    ``row_scale`` gives s_t (None: no gradients); ``needs`` = (hidden, weight, bias). Weight and bias
-    gradients are accumulated in fp32, one buffer per group: [groups, V, H] and [groups, V] (0 groups
-    when not needed). Rows outside ``spans`` get log-prob 0 and
-    hidden gradient 0.
+    ``row_scale`` gives s_t (None: no gradients); ``needs`` = (hidden, weight, bias). With ``lse`` (the
+    log-sum-exps of an earlier sweep) each chunk's softmax is exp(z − lse) at once, and the returned log-probs
+    are not computed (zeros). The [chunk, V] buffer only ever holds exp(z − c) for a per-row constant c; the
+    one-hot part of ∂ log p/∂z = onehot(y) − p and the per-row factors are applied to [chunk, H] operands:
+    ∂/∂h_t = s_t W[y_t] − (s_t/Z_t) e_t W, ∂/∂W = Σ_t s_t onehot(y_t) h_tᵀ − eᵀ((s/Z) ⊙ h). Weight and bias
+    gradients are accumulated in fp32 (float64 stays float64), one separately allocated buffer per group (none
+    when not needed; groups ≥ ``num_groups`` get none), or into the given ``into`` = (weight buffers, bias
+    buffers). Rows outside ``spans`` get log-prob 0 and hidden gradient 0.
     """
     needs_hidden, needs_weight, needs_bias = needs if row_scale is not None else (False, False, False)
     acc = _accumulation_dtype(hidden)
     logprobs = hidden.new_zeros(hidden.shape[0], dtype=acc)
+    lses = hidden.new_zeros(hidden.shape[0], dtype=acc) if lse is None else lse
     hidden_grad = torch.zeros_like(hidden) if needs_hidden else None
-    weight_grads = weight.new_zeros((num_groups * needs_weight, *weight.shape), dtype=acc)
-    bias_grads = weight.new_zeros((num_groups * needs_bias, weight.shape[0]), dtype=acc)
+    if into is None:
+        weight_grads = [weight.new_zeros(weight.shape, dtype=acc) for _ in range(num_groups * needs_weight)]
+        bias_grads = weight.new_zeros((num_groups * needs_bias, weight.shape[0]), dtype=acc)
+    else:
+        weight_grads, bias_grads = into
+    largest = max((len(rows) for rows, _ in spans), default=0)
+    buf = hidden.new_empty((largest, weight.shape[0]), dtype=acc)  # the only [chunk, V] buffer
     for rows, group in spans:
-        chunk = hidden[rows]
-        target = targets[rows, None]
-        buf = F.linear(chunk, weight, bias).to(acc)  # the chunk's logits: its only [rows, V] buffer
-        picked = buf.gather(1, target).squeeze(1)
-        peak = buf.amax(dim=1, keepdim=True)
-        total = buf.sub_(peak).exp_().sum(dim=1)  # buf = exp(z − max z)
-        logprobs[rows] = picked - peak.squeeze(1) - total.log()
-        if row_scale is not None:
-            scale = row_scale[rows]
-            buf.mul_((-scale / total)[:, None]).scatter_add_(1, target, scale[:, None])  # buf = s·(onehot − p)
-            if needs_hidden:
-                hidden_grad[rows] = buf.to(weight.dtype) @ weight
-            if needs_weight:
-                weight_grads[group].addmm_(buf.T, chunk.to(acc))
-            if needs_bias:
-                bias_grads[group] += buf.sum(dim=0)
-        del buf  # free this chunk before the next one is allocated
-    return logprobs, hidden_grad, weight_grads, bias_grads
+        chunk, target = hidden[rows], targets[rows]
+        exps = _logits_into(buf[: len(rows)], chunk, weight, bias)
+        if lse is None:
+            picked = exps.gather(1, target[:, None]).squeeze(1)
+            peak = exps.amax(dim=1)
+            norm = exps.sub_(peak[:, None]).exp_().sum(dim=1)  # exps = exp(z − max z)
+            lses[rows] = peak + norm.log()
+            logprobs[rows] = picked - lses[rows]
+        else:
+            norm = exps.sub_(lse[rows, None]).exp_().new_ones(())  # exps = exp(z − lse) = softmax
+        if row_scale is None:
+            continue
+        scale = row_scale[rows]
+        coef = scale / norm  # ∂/∂z_t = s_t·onehot(y_t) − coef_t·exps_t
+        if needs_hidden:
+            softmax_w = (exps.to(weight.dtype) @ weight).to(acc)
+            hidden_grad[rows] = (scale[:, None] * weight[target].to(acc) - coef[:, None] * softmax_w).to(hidden.dtype)
+        if needs_weight and group < len(weight_grads):
+            chunk = chunk.to(acc)
+            weight_grads[group].addmm_(exps.T, chunk * -coef[:, None]).index_add_(0, target, chunk * scale[:, None])
+        if needs_bias and group < len(bias_grads):
+            bias_grads[group].sub_(coef @ exps).index_add_(0, target, scale)
+    return logprobs, lses, hidden_grad, weight_grads, bias_grads
 
 
 def _needs_grad(hidden: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[bool, bool, bool]:
@@ -190,13 +233,15 @@ def _needs_grad(hidden: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[bo
     )
 
 
-def _head_grads(
-    weight_grads: Tensor, bias_grads: Tensor, coefficients: Tensor, dtypes: tuple[torch.dtype, torch.dtype | None]
-) -> tuple[Tensor | None, Tensor | None]:
-    """Σ_g coefficients[g] · buffer_g for the weight and bias buffers, cast to the parameters' dtypes."""
-    weight_grad = torch.tensordot(coefficients, weight_grads, dims=1).to(dtypes[0]) if len(weight_grads) else None
-    bias_grad = coefficients @ bias_grads if len(bias_grads) else None
-    return weight_grad, None if bias_grad is None else bias_grad.to(dtypes[1])
+def _combine_in_place(buffers: list[Tensor], coefficients: Tensor) -> Tensor:
+    """Σ_g coefficients[g] · buffers[g], accumulated into buffers[0]; each other buffer is freed once added.
+
+    Empties ``buffers`` (the caller must hold no other reference), so the peak is the buffers themselves.
+    """
+    total = buffers.pop(0).mul_(coefficients[0])
+    for group in range(1, len(coefficients)):
+        total.addcmul_(buffers.pop(0), coefficients[group])
+    return total
 
 
 class _ChunkedLogprobs(torch.autograd.Function):
@@ -216,12 +261,12 @@ class _ChunkedLogprobs(torch.autograd.Function):
         spans = _spans(targets != ignore_index, None, 1, chunk_size)
         ctx.head_trainable = needs[1] or needs[2]
         if ctx.head_trainable:
-            logprobs, *_ = _sweep(hidden, weight, bias, targets, spans, None, 1, needs)
+            logprobs, lse, *_ = _sweep(hidden, weight, bias, targets, spans, None, 1, needs)
             ctx.spans, ctx.needs = spans, needs
-            ctx.save_for_backward(hidden, weight, bias, targets)
+            ctx.save_for_backward(hidden, weight, bias, targets, lse)
         else:  # frozen head: prepare ∂ log p_t / ∂h_t now
             ones = hidden.new_ones(hidden.shape[0], dtype=_accumulation_dtype(hidden)) if needs[0] else None
-            logprobs, hidden_grad, _, _ = _sweep(hidden, weight, bias, targets, spans, ones, 1, needs)
+            logprobs, _, hidden_grad, _, _ = _sweep(hidden, weight, bias, targets, spans, ones, 1, needs)
             ctx.save_for_backward(hidden_grad)
         return logprobs
 
@@ -232,16 +277,17 @@ class _ChunkedLogprobs(torch.autograd.Function):
             (hidden_grad,) = ctx.saved_tensors
             scaled = None if hidden_grad is None else hidden_grad * grad_out[:, None].to(hidden_grad.dtype)
             return scaled, None, None, None, None, None, None
-        hidden, weight, bias, targets = ctx.saved_tensors
-        _, hidden_grad, weight_grads, bias_grads = _sweep(
-            hidden, weight, bias, targets, ctx.spans, grad_out, 1, ctx.needs
+        hidden, weight, bias, targets, lse = ctx.saved_tensors
+        _, _, hidden_grad, weight_grads, bias_grads = _sweep(
+            hidden, weight, bias, targets, ctx.spans, grad_out, 1, ctx.needs, lse
         )
-        dtypes = weight.dtype, None if bias is None else bias.dtype
-        return hidden_grad, *_head_grads(weight_grads, bias_grads, grad_out.new_ones(1), dtypes), None, None, None, None
+        weight_grad = weight_grads[0].to(weight.dtype) if weight_grads else None
+        bias_grad = bias_grads[0].to(bias.dtype) if len(bias_grads) else None
+        return hidden_grad, weight_grad, bias_grad, None, None, None, None
 
 
 class _FusedSequenceLogprobs(torch.autograd.Function):
-    """Per-sequence sums; gradients computed in forward, scaled per sequence in backward."""
+    """Per-sequence sums; gradients computed in forward, combined in place per sequence in backward."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -257,21 +303,44 @@ class _FusedSequenceLogprobs(torch.autograd.Function):
         needs: tuple[bool, bool, bool],
     ) -> Tensor:
         spans = _spans(targets != ignore_index, sequence_ids, num_sequences, chunk_size)
+        head_trainable = needs[1] or needs[2]
+        buffered = min(num_sequences, FUSED_MAX_BUFFERS) if head_trainable else num_sequences
         ones = hidden.new_ones(hidden.shape[0], dtype=_accumulation_dtype(hidden)) if any(needs) else None
-        logprobs, hidden_grad, weight_grads, bias_grads = _sweep(
-            hidden, weight, bias, targets, spans, ones, num_sequences, needs
+        logprobs, lse, hidden_grad, weight_grads, bias_grads = _sweep(
+            hidden, weight, bias, targets, spans, ones, buffered, needs
         )
-        ctx.save_for_backward(hidden_grad, sequence_ids, weight_grads, bias_grads)
+        # Kept on ctx, not saved for backward: the backward pass consumes them in place (see _combine_in_place).
+        ctx.buffers = hidden_grad, weight_grads, bias_grads
+        ctx.sequence_ids, ctx.needs = sequence_ids, needs
         ctx.dtypes = weight.dtype, None if bias is None else bias.dtype
+        ctx.recompute = [(rows, 0) for rows, group in spans if group >= buffered]  # into the combined buffer
+        if head_trainable and ctx.recompute:
+            ctx.save_for_backward(hidden, weight, bias, targets, lse)
         return logprobs.new_zeros(num_sequences).index_add_(0, sequence_ids, logprobs)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        hidden_grad, sequence_ids, weight_grads, bias_grads = ctx.saved_tensors
+        if ctx.buffers is None:
+            raise RuntimeError(
+                "sequence_linear_logprobs allows one backward pass per forward pass (its gradient buffers are "
+                "combined in place); run the forward pass again, or use linear_logprobs to backpropagate twice"
+            )
+        (hidden_grad, weight_grads, bias_grads), ctx.buffers = ctx.buffers, None
         if hidden_grad is not None:
-            hidden_grad = hidden_grad * grad_out[sequence_ids, None].to(hidden_grad.dtype)
-        weight_grad, bias_grad = _head_grads(weight_grads, bias_grads, grad_out, ctx.dtypes)
+            hidden_grad.mul_(grad_out[ctx.sequence_ids, None].to(hidden_grad.dtype))
+        buffered = grad_out[: max(len(weight_grads), len(bias_grads))]
+        weight_grad = _combine_in_place(weight_grads, buffered) if weight_grads else None
+        bias_grad = buffered @ bias_grads if len(bias_grads) else None
+        if ctx.saved_tensors:  # sequences without a buffer: recompute their chunks, accumulate into the sums
+            hidden, weight, bias, targets, lse = ctx.saved_tensors
+            weights_into = [] if weight_grad is None else [weight_grad]
+            biases_into = lse.new_zeros(0, 0) if bias_grad is None else bias_grad[None]
+            scale = grad_out[ctx.sequence_ids]
+            needs = (False, *ctx.needs[1:])
+            _sweep(hidden, weight, bias, targets, ctx.recompute, scale, 1, needs, lse, (weights_into, biases_into))
+        weight_grad = None if weight_grad is None else weight_grad.to(ctx.dtypes[0])
+        bias_grad = None if bias_grad is None else bias_grad.to(ctx.dtypes[1])
         return hidden_grad, weight_grad, bias_grad, None, None, None, None, None, None
 
 
@@ -343,10 +412,12 @@ def sequence_linear_logprobs(
     log π_s = Σ_{t : sequence_ids[t] = s} log p_t, the per-token log-probs of :func:`linear_logprobs`
     (ignored targets contribute 0). The forward pass also computes the gradient of each log π_s, chunk by
     chunk, so the backward pass is a per-sequence scale and needs no recompute (one fp32 weight-gradient
-    buffer per sequence while the head is trainable; more than :data:`FUSED_MAX_SEQUENCES` sequences fall
-    back to :func:`linear_logprobs`). This is the cheap path for regularizers that only see summed
-    log-probs, such as GRM's SFT and DPO regularizers (Yang et al., NeurIPS 2024, arXiv 2406.10216).
-    One backward pass per forward pass.
+    buffer per sequence while the head is trainable, for at most :data:`FUSED_MAX_BUFFERS` sequences; further
+    sequences' weight gradients are recomputed in the backward pass). This is the cheap path for
+    regularizers that only see summed log-probs, such as GRM's SFT and DPO regularizers (Yang et al.,
+    NeurIPS 2024, arXiv 2406.10216).
+    The backward pass combines the buffers in place, so it runs once per forward pass; a second backward
+    through the same graph (``retain_graph=True``) raises ``RuntimeError``.
 
     Args:
         hidden: final hidden states [N, H] of the response tokens, already shifted.
@@ -387,9 +458,6 @@ def sequence_linear_logprobs(
         raise ValueError(f"sequence_ids must lie in [0, num_sequences={num_sequences})")
     sequence_ids = sequence_ids.long()
     needs = _needs_grad(hidden, weight, bias)
-    if (needs[1] or needs[2]) and num_sequences > FUSED_MAX_SEQUENCES:
-        logprobs = linear_logprobs(hidden, weight, targets, bias=bias, chunk_size=chunk_size, ignore_index=ignore_index)
-        return logprobs.new_zeros(num_sequences).index_add(0, sequence_ids, logprobs)
     chunk_size = chunk_size or auto_chunk_size(*weight.shape)
     return _FusedSequenceLogprobs.apply(
         hidden, weight, bias, targets.long(), sequence_ids, num_sequences, chunk_size, ignore_index, needs

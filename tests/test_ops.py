@@ -1,5 +1,6 @@
 """Tests for rmreg.ops: chunked and fused LM-head log-probs against the naive reference."""
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import rmreg
 from rmreg import ops
 from rmreg._typing import TypeCheckError
 from rmreg.ops import (
-    FUSED_MAX_SEQUENCES,
+    FUSED_MAX_BUFFERS,
     auto_chunk_size,
     linear_logprobs,
     linear_logprobs_naive,
@@ -76,7 +77,7 @@ def test_linear_logprobs_matches_naive_float64(bias, frozen, chunk_size):
 
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("frozen", [False, True])
-@pytest.mark.parametrize("num_sequences", [1, 3, FUSED_MAX_SEQUENCES + 2])  # the last one falls back
+@pytest.mark.parametrize("num_sequences", [1, 3, FUSED_MAX_BUFFERS + 2])  # the last one recomputes two sequences
 def test_sequence_linear_logprobs_matches_naive_float64(bias, frozen, num_sequences):
     h, w, b, y = make_inputs(41, 6, 23, bias=bias, frozen=frozen)
     sequence_ids = torch.randint(0, num_sequences, (41,), generator=torch.Generator().manual_seed(1))  # unsorted
@@ -95,16 +96,53 @@ def test_sequence_linear_logprobs_infers_num_sequences_and_keeps_empty_sequences
     torch.testing.assert_close(got, segment_sums(linear_logprobs_naive(h, w, y), sequence_ids, 4))
 
 
+def jacobian_rows_fresh(fn, inputs):
+    """Analytical Jacobian [outputs, inputs] with a fresh forward pass per row (one backward per forward)."""
+    rows = []
+    for i in range(fn(*inputs).numel()):
+        rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(fn(*inputs)[i], inputs)]))
+    return torch.stack(rows)
+
+
+def jacobian_central_differences(fn, inputs, eps=1e-6):
+    """Numerical Jacobian [outputs, inputs] by central differences, as gradcheck computes it."""
+    columns = []
+    with torch.no_grad():
+        for tensor in inputs:
+            flat = tensor.view(-1)
+            for j in range(flat.numel()):
+                flat[j] += eps
+                plus = fn(*inputs)
+                flat[j] -= 2 * eps
+                minus = fn(*inputs)
+                flat[j] += eps
+                columns.append((plus - minus) / (2 * eps))
+    return torch.stack(columns, dim=1)
+
+
 def test_gradcheck_float64():
     h, w, b, y = make_inputs(9, 3, 7, bias=True)
-    sequence_ids = torch.tensor([1, 0, 0, 1, 2, 2, 0, 1, 2])
+    sequence_ids = torch.tensor([1, 0, 0, 1, 2, 2, 3, 1, 3])  # 4 sequences: the last one is recomputed
     assert torch.autograd.gradcheck(lambda *a: linear_logprobs(*a[:2], y, bias=a[2], chunk_size=4), (h, w, b))
-    assert torch.autograd.gradcheck(
-        lambda *a: sequence_linear_logprobs(*a[:2], y, sequence_ids, bias=a[2], chunk_size=2), (h, w, b)
-    )
     frozen_w = w.detach()
     assert torch.autograd.gradcheck(lambda h: linear_logprobs(h, frozen_w, y, chunk_size=4), (h,))
-    assert torch.autograd.gradcheck(lambda h: sequence_linear_logprobs(h, frozen_w, y, sequence_ids), (h,))
+    # the fused path allows one backward per forward (gradcheck backpropagates twice through one graph), so
+    # its Jacobian is checked the way gradcheck does it, with a fresh forward pass per row
+    for fused, inputs in [
+        (lambda *a: sequence_linear_logprobs(*a[:2], y, sequence_ids, bias=a[2], chunk_size=2), (h, w, b)),
+        (lambda h: sequence_linear_logprobs(h, frozen_w, y, sequence_ids), (h,)),
+    ]:
+        torch.testing.assert_close(
+            jacobian_rows_fresh(fused, inputs), jacobian_central_differences(fused, inputs), atol=1e-5, rtol=1e-3
+        )
+
+
+def test_fused_second_backward_raises():
+    h, w, _, y = make_inputs(8, 3, 7)
+    out = sequence_linear_logprobs(h, w, y, torch.tensor([0] * 4 + [1] * 4))
+    out.sum().backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="one backward pass per forward pass"):
+        out.sum().backward()
 
 
 # --- hypothesis properties ------------------------------------------------------------------------------------
@@ -132,7 +170,7 @@ def test_property_chunked_equals_naive(n, hidden, vocab, chunk_size, ignored, bi
 
 @settings(max_examples=30, deadline=None)
 @given(
-    lengths=st.lists(st.integers(0, 12), min_size=1, max_size=FUSED_MAX_SEQUENCES + 1),
+    lengths=st.lists(st.integers(0, 12), min_size=1, max_size=FUSED_MAX_BUFFERS + 2),
     vocab=st.integers(1, 20),
     chunk_size=st.one_of(st.none(), st.integers(1, 20)),
     ignored=st.sampled_from([0.0, 0.3, 1.0]),
@@ -272,13 +310,32 @@ def test_bad_options_raise_value_error():
     assert linear_logprobs(h, w, torch.full_like(y, -1), ignore_index=-1).eq(0).all()
 
 
-@pytest.mark.slow
-def test_benchmark_quick_mode_runs(tmp_path):
-    """Smoke test of benchmarks/bench_loss.py --quick (no timing assertion)."""
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_loss.py"
-    if not script.exists():
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_quick(script: str, out: Path) -> None:
+    path = BENCHMARKS / script
+    if not path.exists():
         pytest.skip("benchmarks/ is not shipped with the installed package")
-    subprocess.run([sys.executable, str(script), "--quick", "--out", str(tmp_path)], check=True, timeout=120)
+    subprocess.run([sys.executable, str(path), "--quick", "--out", str(out)], check=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_loss_benchmark_quick_mode_runs(tmp_path):
+    """Smoke test of benchmarks/bench_loss.py --quick (no timing assertion)."""
+    run_quick("bench_loss.py", tmp_path)
     table = (tmp_path / "bench_loss.md").read_text()
     assert "fused" in table and "naive" in table
     assert (tmp_path / "bench_loss.csv").read_text().count("\n") == 4  # header + naive, chunked, fused
+
+
+@pytest.mark.slow
+def test_step_benchmark_quick_mode_runs(tmp_path):
+    """Smoke test of benchmarks/bench_step.py --quick: every provider gives the same first-step loss."""
+    run_quick("bench_step.py", tmp_path)
+    with open(tmp_path / "bench_step.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["provider"] for r in rows} == {"-", "rmreg", "naive", "official"}
+    sft = [float(r["loss"]) for r in rows if r["objective"] == "sft"]
+    assert len(sft) == 2 and sft[0] == pytest.approx(sft[1], rel=1e-5)
+    assert (tmp_path / "bench_step.md").exists()

@@ -1,0 +1,67 @@
+"""Reports of ``generalization.py``: accuracy tables, the best-of-N table, CSV rows and the Markdown report."""
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import _generalization_bon as bon
+import torch
+
+from rmreg.cli import report
+
+__all__ = ["bon_table", "run_rows", "text_tables", "write_csv", "write_report"]
+
+
+def text_tables(runs: list[dict[str, Any]], base_lm: dict[str, float]) -> str:
+    """Reward and LM-head accuracy tables (mean ± std over seeds, %), as ``rmreg train`` prints them."""
+    summary = report.summarize(runs)
+    with_lm = {label: stats for label, stats in summary.items() if "lm_accuracy" in stats["test"]}
+    reward = report.accuracy_table(summary, "reward_accuracy")
+    lm = report.accuracy_table(with_lm, "lm_accuracy", extra_rows={"base LM (before training)": base_lm})
+    return f"reward model:\n{reward}\n\nLM head's implicit reward (summed response log-prob):\n{lm}"
+
+
+def bon_table(rows: list[dict[str, Any]], ns: Sequence[int]) -> str:
+    """Gold reward of the best-of-N pick (mean ± std over seeds) at a few N, per condition and objective."""
+    shown = [n for n in ns if n in (1, 4, 16, 64, 256) or n == ns[-1]]
+    lines = ["| condition | objective | " + " | ".join(f"N={n} (KL {bon.bon_kl(n):.2f})" for n in shown) + " |"]
+    lines.append("|---|---|" + "---|" * len(shown))
+    keys = dict.fromkeys((row["condition"], row["objective"]) for row in rows)
+    for condition, objective in keys:
+        cells = []
+        for n in shown:
+            values = torch.tensor(
+                [r["gold"] for r in rows if (r["condition"], r["objective"], r["n"]) == (condition, objective, n)]
+            )
+            cells.append(f"{values.mean():.3f} ± {values.std():.3f}" if len(values) > 1 else f"{values.mean():.3f}")
+        lines.append(f"| {condition} | {objective} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def run_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One CSV row per run and split (the LM head's accuracy is empty for the ensemble)."""
+    return [
+        {"table": run["table"], "objective": run["label"], "seed": run["seed"], "split": split,
+         "reward_accuracy": metrics["reward_accuracy"], "lm_accuracy": metrics.get("lm_accuracy", "")}
+        for run in runs
+        for split, metrics in run["final"].items()
+    ]  # fmt: skip
+
+
+def write_report(path: Path, head: str, sections: list[tuple[str, str, Any]], bon_summary: str, plotted: bool) -> None:
+    """The Markdown report: the header, each accuracy table, the best-of-N table and the plot."""
+    body = [f"# Generalization: a miniature of the paper's Tables 1–2 and Figure 2\n\n{head}"]
+    body += [
+        f"## {title}\n\nPair accuracy (%), mean ± std over seeds\n\n```\n{text}\n```" for title, text, _ in sections
+    ]
+    body.append(f"## Best-of-N: gold reward of the pick, mean ± std over seeds\n\n{bon_summary}")
+    body.append("![best-of-N](generalization_bon.png)" if plotted else "(no plot: matplotlib is not installed)")
+    path.write_text("\n\n".join(body) + "\n")

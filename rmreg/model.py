@@ -32,7 +32,7 @@ from rmreg.objectives import objective as named_objective
 
 __all__ = ["RegularizedRewardModel", "RewardModelOutput"]
 
-Reference = Literal["copy", "adapters"]
+Reference = Literal["auto", "copy", "adapters"]
 _PER_PAIR_INPUTS = ("margin", "ref_chosen_logps", "ref_rejected_logps")
 
 
@@ -84,6 +84,8 @@ class RegularizedRewardModel(nn.Module):
             ``None`` — passed with each batch (``ref_chosen_logps``/``ref_rejected_logps``);
             ``"copy"`` — a frozen copy of ``causal_lm`` as it is now;
             ``"adapters"`` — the same PEFT model with its adapters disabled (no second copy of the weights);
+            ``"auto"`` — ``"adapters"`` for a PEFT model, else ``"copy"``, and none at all when no term needs
+            reference log-probs;
             a module — a separate frozen causal LM with the same tokenizer.
             Values passed with a batch always take precedence.
         lm_head_trainable: whether the regularizers' gradient reaches the LM head's weight (see
@@ -138,16 +140,25 @@ class RegularizedRewardModel(nn.Module):
         self.objective = objective
         self.layout: Layout = layout
         self.lm_head_trainable = lm_head_trainable
+        if reference == "auto":
+            reference = None if not objective.needs.reference_logps else self._default_reference(causal_lm)
         self.reference_mode, self.reference_model = self._reference(causal_lm, reference)
         if not objective.needs.policy_logps and not _backbone.lm_head_is_tied(causal_lm):
             _backbone.lm_head(causal_lm).requires_grad_(False)
+
+    @staticmethod
+    def _default_reference(causal_lm: nn.Module) -> Reference:
+        """The adapters-off model for PEFT (no second copy of the weights), else a frozen copy."""
+        return "adapters" if _backbone.is_peft_model(causal_lm) else "copy"
 
     @staticmethod
     def _reference(causal_lm: nn.Module, reference: object) -> tuple[str | None, nn.Module | None]:
         if reference is None:
             return None, None
         if isinstance(reference, str) and reference not in ("copy", "adapters"):
-            raise ValueError(f"reference must be None, 'copy', 'adapters' or a causal LM module; got {reference!r}")
+            raise ValueError(
+                f"reference must be None, 'auto', 'copy', 'adapters' or a causal LM module; got {reference!r}"
+            )
         if reference == "adapters":
             if not _backbone.is_peft_model(causal_lm):
                 raise ValueError("reference='adapters' needs a PEFT model (its adapters are switched off)")
@@ -157,7 +168,9 @@ class RegularizedRewardModel(nn.Module):
             if _backbone.is_peft_model(reference):
                 reference = reference.merge_and_unload()
         if not isinstance(reference, nn.Module):
-            raise TypeError(f"reference must be None, 'copy', 'adapters' or a causal LM module; got {reference!r}")
+            raise TypeError(
+                f"reference must be None, 'auto', 'copy', 'adapters' or a causal LM module; got {reference!r}"
+            )
         _backbone.check_causal_lm(reference)
         if _backbone.lm_head(reference).weight.shape != _backbone.lm_head(causal_lm).weight.shape:
             raise ValueError("the reference model's LM head differs in shape from the model's (another vocabulary?)")

@@ -389,3 +389,10 @@ def test_construction_errors() -> None:
     )
     with pytest.raises(ValueError, match="final_logit_softcapping"):
         RegularizedRewardModel(capped)
+
+
+def test_auto_reference_is_a_copy_only_when_a_term_needs_one() -> None:
+    assert build("llama", "grm-dpo", dtype=torch.float32, reference="auto").reference_mode == "model"
+    assert build("llama", "grm-sft", dtype=torch.float32, reference="auto").reference_mode is None
+    with pytest.raises(ValueError, match="reference must be None, 'auto', 'copy', 'adapters'"):
+        build("llama", "grm-dpo", dtype=torch.float32, reference="frozen")

@@ -120,3 +120,8 @@ def test_export_merges_adapters_into_a_copy(tmp_path: Path) -> None:
         logits = classifier(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
     expected = model.score(batch["input_ids"], batch["attention_mask"]) - model.reward_head.output_layer.bias
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_auto_reference_of_a_peft_model_switches_its_adapters_off() -> None:
+    model = lora_model("grm-dpo", reference="auto")
+    assert model.reference_mode == "adapters" and model.reference_model is None

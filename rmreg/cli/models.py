@@ -104,9 +104,8 @@ def build_reward_model(
     torch.manual_seed(seed)
     if lora:
         causal_lm = _lora(causal_lm)
-    reference = ("adapters" if lora else "copy") if objective.needs.reference_logps else None
     return RegularizedRewardModel(
-        causal_lm, reward_head=RewardHead(size, kind=head), objective=objective, reference=reference
+        causal_lm, reward_head=RewardHead(size, kind=head), objective=objective, reference="auto"
     )
 
 

@@ -119,9 +119,9 @@ def _build_model(
         model = get_peft_model(model, peft_config)
     if objective is None or isinstance(objective, str):
         objective = rmreg.objective(objective or "grm-sft")
-    if reference is None and objective.needs.reference_logps:
-        reference = "adapters" if _backbone.is_peft_model(model) else "copy"
-    return RegularizedRewardModel(model, reward_head=reward_head, objective=objective, reference=reference)
+    return RegularizedRewardModel(
+        model, reward_head=reward_head, objective=objective, reference="auto" if reference is None else reference
+    )
 
 
 class RegularizedRewardTrainer(RewardTrainer):

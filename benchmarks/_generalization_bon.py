@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from rmreg.cli.report import headless_pyplot
+
 __all__ = ["best_of_n", "bon_kl", "plot_best_of_n", "sample_responses", "standardize"]
 
 
@@ -108,13 +110,9 @@ def plot_best_of_n(
     Returns:
         ``False`` (and writes nothing) when matplotlib is not installed.
     """
-    try:
-        import matplotlib
-    except ImportError:
+    pyplot = headless_pyplot()
+    if pyplot is None:
         return False
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
     kls = [bon_kl(n) for n in ns]
     figure, axes = pyplot.subplots(len(curves), 2, figsize=(11, 4 * len(curves)), squeeze=False, sharex=True)
     for row, (condition, by_objective) in zip(axes, curves.items(), strict=True):

@@ -76,6 +76,18 @@ def _smooth(values: Sequence[float], window: int) -> list[float]:
     return out
 
 
+def headless_pyplot() -> Any:
+    """``matplotlib.pyplot`` on the file-only Agg backend, or ``None`` when matplotlib is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    return pyplot
+
+
 def plot_curves(runs: Runs, path: Path) -> bool:
     """Training loss and training-batch accuracy against the optimizer step, one line per run (seed), one
     colour per objective.
@@ -83,13 +95,9 @@ def plot_curves(runs: Runs, path: Path) -> bool:
     Returns:
         ``False`` (and writes nothing) when matplotlib is not installed.
     """
-    try:
-        import matplotlib
-    except ImportError:
+    pyplot = headless_pyplot()
+    if pyplot is None:
         return False
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
     figure, axes = pyplot.subplots(1, 2, figsize=(11, 4))
     labels, legended = list(dict.fromkeys(run["label"] for run in runs)), set()
     for run in runs:

@@ -135,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     if args.metrics and accelerator.is_main_process:
         args.metrics.write_text(json.dumps(metrics))
+    # Leave together: a rank that tears the process group down while another still writes can abort (seen on gloo).
+    accelerator.wait_for_everyone()
     accelerator.end_training()
     return metrics
 

@@ -1,0 +1,114 @@
+"""The reward head: a final hidden state in, a scalar reward (or several) out.
+
+GRM keeps the backbone's own LM head beside a new reward head; both read the same hidden states, so the
+text-generation regularizer keeps those states useful for language modelling (Yang et al., NeurIPS 2024,
+Fig. 1, https://arxiv.org/abs/2406.10216).
+"""
+
+from typing import Any, Literal
+
+from torch import nn
+
+from rmreg._typing import Float, Tensor, shape_checked
+
+__all__ = ["RewardHead"]
+
+HeadKind = Literal["mlp", "linear"]
+
+
+class RewardHead(nn.Module):
+    r"""Maps a final hidden state to a scalar reward (or ``num_outputs`` rewards).
+
+    ``kind="mlp"`` is the paper's head, with ``num_layers`` hidden blocks:
+    ``Dropout(p) → [Linear(H, hidden) → ReLU] × num_layers → Linear(hidden, num_outputs)``;
+    ``kind="linear"`` is ``Linear(H, num_outputs)`` (preceded by ``Dropout(p)`` only when ``dropout > 0`` is
+    asked for), the head of ``AutoModelForSequenceClassification``, which a model can be exported to.
+
+    The head keeps its own parameters' dtype (float32 by default) and casts incoming hidden states to it, so
+    a bf16 backbone still gets a float32 reward.
+
+    Args:
+        hidden_size: the backbone's hidden size ``H``.
+        kind: ``"mlp"`` (paper default) or ``"linear"``.
+        hidden: width of the MLP's hidden layers (1024 in the paper).
+        num_layers: number of ``Linear → ReLU`` blocks in the MLP (1 in the paper).
+        dropout: dropout on the input hidden state; ``None`` means 0.1 for ``"mlp"`` (paper) and 0 for
+            ``"linear"``.
+        num_outputs: rewards per input (1: output ``[batch]``; more: ``[batch, num_outputs]``).
+
+    Example:
+        >>> import torch
+        >>> from rmreg import RewardHead
+        >>> head = RewardHead(16).eval()
+        >>> head(torch.randn(4, 16)).shape
+        torch.Size([4])
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        *,
+        kind: HeadKind = "mlp",
+        hidden: int = 1024,
+        num_layers: int = 1,
+        dropout: float | None = None,
+        num_outputs: int = 1,
+    ) -> None:
+        super().__init__()
+        if kind not in ("mlp", "linear"):
+            raise ValueError(f"kind must be 'mlp' or 'linear', got {kind!r}")
+        for name, value in (("hidden_size", hidden_size), ("hidden", hidden), ("num_outputs", num_outputs)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"num_layers must be a positive integer, got {num_layers!r}")
+        if dropout is None:
+            dropout = 0.1 if kind == "mlp" else 0.0
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.hidden_size = hidden_size
+        self.kind: HeadKind = kind
+        self.hidden = hidden
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.num_outputs = num_outputs
+        self.layers = nn.Sequential(*self._build_layers())
+
+    def _build_layers(self) -> list[nn.Module]:
+        layers: list[nn.Module] = [nn.Dropout(self.dropout)] if self.dropout > 0 else []
+        width = self.hidden_size
+        if self.kind == "mlp":
+            for _ in range(self.num_layers):
+                layers += [nn.Linear(width, self.hidden), nn.ReLU()]
+                width = self.hidden
+        layers.append(nn.Linear(width, self.num_outputs))
+        return layers
+
+    @property
+    def output_layer(self) -> nn.Linear:
+        """The last ``Linear`` layer (for a linear head: the whole head)."""
+        last = self.layers[-1]
+        assert isinstance(last, nn.Linear)
+        return last
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able constructor arguments; ``RewardHead(**head.config())`` rebuilds the same architecture."""
+        return {
+            "hidden_size": self.hidden_size,
+            "kind": self.kind,
+            "hidden": self.hidden,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+            "num_outputs": self.num_outputs,
+        }
+
+    @shape_checked
+    def forward(self, hidden_states: Float[Tensor, "batch hidden"]) -> Float[Tensor, " batch *outputs"]:
+        """Rewards ``[batch]`` (or ``[batch, num_outputs]``) from hidden states ``[batch, hidden]``."""
+        if hidden_states.ndim != 2 or hidden_states.shape[-1] != self.hidden_size:
+            raise ValueError(
+                f"RewardHead expects hidden states [batch, {self.hidden_size}], got "
+                f"{tuple(hidden_states.shape)}; is the head's hidden_size the backbone's hidden size?"
+            )
+        rewards = self.layers(hidden_states.to(self.output_layer.weight.dtype))
+        return rewards.squeeze(-1) if self.num_outputs == 1 else rewards

@@ -10,7 +10,13 @@ imported only when used.
 __version__ = "0.1.0.dev0"
 
 from rmreg import data, functional, ops
-from rmreg._typing import TypeCheckError, set_typechecking, typechecking, typechecking_enabled
+from rmreg._typing import (
+    TypeCheckError,
+    set_debug_checks,
+    set_typechecking,
+    typechecking,
+    typechecking_enabled,
+)
 from rmreg.data import PairCollator
 from rmreg.heads import RetainedLMHead, RewardHead
 from rmreg.model import RegularizedRewardModel, RewardModelOutput
@@ -25,6 +31,7 @@ from rmreg.objectives import (
     RewardCentering,
     SFTRegularizer,
     Term,
+    as_objective,
     objective,
     register_term,
 )
@@ -47,11 +54,13 @@ __all__ = [
     "Term",
     "TypeCheckError",
     "__version__",
+    "as_objective",
     "data",
     "functional",
     "objective",
     "ops",
     "register_term",
+    "set_debug_checks",
     "set_typechecking",
     "typechecking",
     "typechecking_enabled",

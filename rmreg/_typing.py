@@ -27,10 +27,14 @@ __all__ = [
     "Int",
     "Tensor",
     "TypeCheckError",
+    "debug_checks_enabled",
+    "hot_path",
+    "set_debug_checks",
     "set_typechecking",
     "shape_checked",
     "typechecking",
     "typechecking_enabled",
+    "value_checks_enabled",
 ]
 
 try:  # jaxtyping >= 0.2.24 names its error; older releases raise typeguard's TypeError.
@@ -86,3 +90,41 @@ def shape_checked(fn: F) -> F:
         return fn(*args, **kwargs)
 
     return dispatch  # type: ignore[return-value]
+
+
+_VALUE_CHECKS_ENV_VAR = "RMREG_DEBUG_CHECKS"
+_debug_checks: bool = os.environ.get(_VALUE_CHECKS_ENV_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+_value_checks_suspended = 0
+
+
+def debug_checks_enabled() -> bool:
+    """Whether the model's forward pass re-checks every value (finite losses per term) at a device read each."""
+    return _debug_checks
+
+
+def set_debug_checks(enabled: bool) -> None:
+    """Switch per-term value checks inside the model's forward pass on (slower on a GPU) or off (default).
+
+    Outside the model, rmreg's loss functions always check their inputs are finite. Inside
+    :meth:`rmreg.RegularizedRewardModel.forward` the batch is checked once (one device read) and the
+    per-term checks are skipped unless this is on (or ``RMREG_DEBUG_CHECKS=1``).
+    """
+    global _debug_checks
+    _debug_checks = bool(enabled)
+
+
+def value_checks_enabled() -> bool:
+    """Whether loss functions should check their inputs' values (False inside a model's hot path)."""
+    return _value_checks_suspended == 0
+
+
+@contextlib.contextmanager
+def hot_path() -> Iterator[None]:
+    """Inside the block, loss functions skip value checks that read the device, unless debug checks are on."""
+    global _value_checks_suspended
+    suspend = not _debug_checks
+    _value_checks_suspended += suspend
+    try:
+        yield
+    finally:
+        _value_checks_suspended -= suspend

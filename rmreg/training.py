@@ -17,7 +17,7 @@ Example:
     >>> from rmreg.testing import tiny_causal_lm, tiny_tokenizer, toy_pairs
     >>> from rmreg.training import TrainingConfig, train
     >>> tok = tiny_tokenizer()
-    >>> model = rmreg.RegularizedRewardModel(tiny_causal_lm(vocab_size=len(tok)))
+    >>> model = rmreg.RegularizedRewardModel(tiny_causal_lm(vocab_size=len(tok)), objective=rmreg.objective("grm-sft"))
     >>> pairs = toy_pairs(8)
     >>> config = TrainingConfig(batch_size=4, progress=False)
     >>> result = train(model, pairs, rmreg.PairCollator(tok), config, eval_sets={"train": pairs})
@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from rmreg.model import RegularizedRewardModel
-from rmreg.objectives import objective as named_objective
+from rmreg.objectives import Needs
 
 __all__ = ["TrainingConfig", "TrainingResult", "evaluate", "train"]
 
@@ -126,12 +126,8 @@ def _schedule(total_steps: int, warmup_ratio: float) -> Callable[[int], float]:
     return factor
 
 
-def _scoring_view(model: RegularizedRewardModel) -> RegularizedRewardModel:
-    """The same modules under an objective that needs both responses' log-probs, so that one forward pass
-    yields the rewards and the LM head's implicit rewards (its loss is not used)."""
-    return RegularizedRewardModel(
-        model.causal_lm, reward_head=model.reward_head, objective=named_objective("grm-dpo-noref"), layout=model.layout
-    )
+IMPLICIT_REWARD_NEEDS = Needs(chosen_logps=True, rejected_logps=True)
+"""What evaluation reads beside the rewards: both responses' summed log-probs (the LM head's implicit reward)."""
 
 
 @torch.no_grad()
@@ -159,7 +155,6 @@ def evaluate(
     """
     if not examples:
         raise ValueError("evaluate needs at least one example")
-    view = _scoring_view(model)
     loader = torch.utils.data.DataLoader(list(examples), batch_size=batch_size, collate_fn=collator)
     device = next(model.reward_head.parameters()).device
     if accelerator is not None:
@@ -168,7 +163,7 @@ def evaluate(
     model.eval()
     correct = []
     for batch in loader:
-        out = view(**{key: value.to(device) for key, value in batch.items()})
+        out = model.pair_outputs(**{key: value.to(device) for key, value in batch.items()}, needs=IMPLICIT_REWARD_NEEDS)
         rows = torch.stack([out.chosen_rewards > out.rejected_rewards, out.chosen_logps > out.rejected_logps], -1)
         correct.append(accelerator.gather_for_metrics(rows) if accelerator is not None else rows)
     model.train(was_training)
@@ -223,6 +218,8 @@ def train(
     from tqdm.auto import tqdm
 
     config = TrainingConfig() if config is None else config
+    if model.objective is None:
+        raise ValueError("train needs a model with an objective: RegularizedRewardModel(..., objective=...)")
     if not examples:
         raise ValueError("train needs at least one training example")
     start = time.perf_counter()

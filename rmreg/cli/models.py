@@ -5,7 +5,7 @@ from typing import Any
 
 import torch
 
-from rmreg._checkpoint import CONFIG_NAME
+from rmreg.model.checkpoint import CONFIG_NAME
 from rmreg.cli.errors import CLIError
 from rmreg.heads import RewardHead
 from rmreg.model import RegularizedRewardModel

@@ -70,7 +70,8 @@ except ImportError as error:  # tests/test_integrations_trl.py hides `trl` to ch
     ) from error
 
 import rmreg
-from rmreg import _backbone, _checkpoint
+from rmreg.model import causal_lm as lm
+from rmreg.model import checkpoint
 from rmreg.data import PairCollator, encode_pair
 from rmreg.heads import RewardHead
 from rmreg.model import Reference, RegularizedRewardModel
@@ -191,7 +192,7 @@ class RegularizedRewardTrainer(RewardTrainer):
         if isinstance(train_dataset, IterableDataset):  # as TRL: Accelerate cannot concatenate dispatched batches
             args.accelerator_config.dispatch_batches = False
         model = _build_model(model, args, objective, reward_head, reference, peft_config)
-        if _backbone.is_peft_model(model.causal_lm) and args.gradient_checkpointing:
+        if lm.is_peft_model(model.causal_lm) and args.gradient_checkpointing:
             model.causal_lm.enable_input_require_grads()
         if args.disable_dropout:
             disable_dropout_in_model(model)
@@ -305,13 +306,13 @@ class RegularizedRewardTrainer(RewardTrainer):
         """Load a checkpoint written by :meth:`_save` into the model in place (to resume training)."""
         model = self.accelerator.unwrap_model(self.model if model is None else model)
         directory = Path(resume_from_checkpoint)
-        if _backbone.is_peft_model(model.causal_lm):
+        if lm.is_peft_model(model.causal_lm):
             from peft import set_peft_model_state_dict
             from peft.utils import load_peft_weights
             from safetensors.torch import load_file
 
             set_peft_model_state_dict(model.causal_lm, load_peft_weights(str(directory / "backbone")))
-            model.reward_head.load_state_dict(load_file(str(directory / _checkpoint.HEAD_NAME)))
+            model.reward_head.load_state_dict(load_file(str(directory / checkpoint.HEAD_NAME)))
         else:
             model.load_state_dict(RegularizedRewardModel.from_pretrained(directory).state_dict())
 

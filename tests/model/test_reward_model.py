@@ -244,10 +244,20 @@ def test_three_references_agree_and_get_no_gradient() -> None:
     assert copied.causal_lm.training and not copied.reference_model.training
 
 
-def test_untied_lm_head_is_frozen_only_when_unused() -> None:
-    assert not build("llama", "bt").causal_lm.lm_head.weight.requires_grad
-    assert build("llama", "grm-sft").causal_lm.lm_head.weight.requires_grad
-    assert build("gemma", "bt").causal_lm.lm_head.weight.requires_grad  # tied to the embeddings, which train
+def test_an_unused_untied_lm_head_is_left_to_the_user_and_ignored_by_ddp() -> None:
+    causal_lm = tiny_causal_lm("llama")
+    bt = RegularizedRewardModel(causal_lm, objective=make_objective("bt"))
+    assert causal_lm.lm_head.weight.requires_grad  # the caller's module is not changed behind their back
+    assert bt._ddp_params_and_buffers_to_ignore == ["causal_lm.lm_head.weight"]
+    bt(**PairCollator(TOK)(PAIRS)).loss.backward()
+    assert causal_lm.lm_head.weight.grad is None  # no term reads it: an optimizer skips it
+    grm = RegularizedRewardModel(causal_lm, objective=make_objective("grm-sft"))  # built after, on the same LM
+    assert grm._ddp_params_and_buffers_to_ignore == []
+    grm(**PairCollator(TOK)(PAIRS)).loss.backward()
+    assert causal_lm.lm_head.weight.grad is not None and causal_lm.lm_head.weight.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in grm.parameters() if p.requires_grad)  # fully trainable
+    tied = RegularizedRewardModel(tiny_causal_lm("gemma"), objective=make_objective("bt"))
+    assert tied._ddp_params_and_buffers_to_ignore == []  # tied to the embeddings, which train
 
 
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients() -> None:
@@ -339,7 +349,7 @@ def test_missing_inputs_the_objective_needs(guarded) -> None:
     dpo = guard(build("llama", "grm-dpo", dtype=torch.float32, reference=None))
     with pytest.raises(ValueError, match="needs reference log-probs"):
         dpo(**batch)
-    with pytest.raises(ValueError, match="needs a per-pair margin"):
+    with pytest.raises(ValueError, match=r"needs the per-pair input\(s\) \['margin'\]"):
         guard(build("llama", "margin"))(batch["input_ids"], batch["attention_mask"])
     with pytest.raises(ValueError, match="both ref_chosen_logps and ref_rejected_logps"):
         dpo(**batch, ref_chosen_logps=torch.zeros(3))
@@ -360,7 +370,7 @@ def test_wrong_margin_shape_is_a_type_error(guarded) -> None:
     batch = PairCollator(TOK)(PAIRS)
     with pytest.raises((rmreg.TypeCheckError, ValueError)):
         guarded(**batch | {"margin": torch.zeros(3, 1)})
-    with rmreg.typechecking(False), pytest.raises(ValueError, match="margin must have shape"):
+    with rmreg.typechecking(False), pytest.raises(ValueError, match="'margin' must have shape"):
         guarded(**batch | {"margin": torch.zeros(4)})
 
 

@@ -74,7 +74,7 @@ def test_adapters_off_reference_is_the_base_model() -> None:
 
 def test_copy_reference_of_a_peft_model_is_a_merged_plain_model() -> None:
     model = lora_model(reference="copy").eval()
-    assert not rmreg._backbone.is_peft_model(model.reference_model)
+    assert not rmreg.model.causal_lm.is_peft_model(model.reference_model)
     policy = model(**BATCH)
     torch.testing.assert_close(policy.terms["dpo"], torch.tensor(0.6931472), rtol=1e-4, atol=1e-4)
 
@@ -113,7 +113,7 @@ def test_export_merges_adapters_into_a_copy(tmp_path: Path) -> None:
 
     model = lora_model("bt", kind="linear").eval()
     model.export_sequence_classifier(tmp_path)
-    assert rmreg._backbone.is_peft_model(model.causal_lm)  # the model itself is untouched
+    assert rmreg.model.causal_lm.is_peft_model(model.causal_lm)  # the model itself is untouched
     batch = PairCollator(TOK, padding_side="right")(toy_pairs(3))
     classifier = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
     with torch.no_grad():

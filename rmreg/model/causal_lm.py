@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from rmreg._typing import Bool, Float, Int, Tensor
-from rmreg.data import IGNORE_INDEX
+from rmreg.data.layout import IGNORE_INDEX
 from rmreg.heads import RetainedLMHead
 
 # Config attributes of LM heads that do more than ``hidden @ weight.T + bias`` (soft-capping, scaling).
@@ -119,6 +119,14 @@ def _check_not_sharded_alone(module: nn.Module) -> None:
         )
 
 
+def response_tokens(labels: Int[Tensor, "rows seq"], rows: Int[Tensor, " k"]) -> tuple[Tensor, Tensor]:
+    """``(row_of_token, position)`` of every response token of ``rows``: position t predicts ``labels[t+1]``.
+
+    One device read (the number of response tokens is data-dependent).
+    """
+    return (labels[rows, 1:] != IGNORE_INDEX).nonzero(as_tuple=True)
+
+
 def response_logprobs(
     hidden: Float[Tensor, "rows seq hidden"],
     labels: Int[Tensor, "rows seq"],
@@ -130,11 +138,29 @@ def response_logprobs(
     Only those rows' response positions reach the LM head (the fused per-sequence path of :mod:`rmreg.ops`).
     """
     _check_not_sharded_alone(head.lm_head)
-    row_of_token, position = (labels[rows, 1:] != IGNORE_INDEX).nonzero(as_tuple=True)
+    row_of_token, position = response_tokens(labels, rows)
     source = rows[row_of_token]
     return head.sequence_logprobs(
         hidden[source, position], labels[source, position + 1], row_of_token, num_sequences=int(rows.shape[0])
     )
+
+
+def response_token_logprobs(
+    hidden: Float[Tensor, "rows seq hidden"],
+    labels: Int[Tensor, "rows seq"],
+    rows: Int[Tensor, " k"],
+    head: RetainedLMHead,
+) -> tuple[Float[Tensor, "k positions"], Bool[Tensor, "k positions"]]:
+    """Per-token fp32 log-probs of the response tokens of ``rows``, ``[k, seq − 1]`` (position t scores token
+    t+1; 0 off the response), and the mask of response positions. Only response positions reach the LM head.
+    """
+    _check_not_sharded_alone(head.lm_head)
+    mask = labels[rows, 1:] != IGNORE_INDEX
+    row_of_token, position = mask.nonzero(as_tuple=True)
+    source = rows[row_of_token]
+    values = head.logprobs(hidden[source, position], labels[source, position + 1])
+    token_logps = values.new_zeros(mask.shape).index_put((row_of_token, position), values)
+    return token_logps, mask
 
 
 @contextlib.contextmanager

@@ -20,8 +20,8 @@ from typing import Any
 
 from torch import nn
 
-from rmreg import _backbone
 from rmreg.heads import RewardHead
+from rmreg.model import causal_lm as lm
 from rmreg.objectives import Objective
 
 __all__ = ["CONFIG_NAME", "HEAD_NAME", "Parts", "load", "save"]
@@ -38,7 +38,7 @@ class Parts:
     Attributes:
         causal_lm: the backbone (possibly a PEFT model).
         reward_head: the reward head.
-        objective: the objective.
+        objective: the objective (``None`` for a scoring-only model).
         layout: ``"concat"`` or ``"interleaved"``.
         reference: ``None``, ``"adapters"``, or a separate reference causal LM.
         lm_head_trainable: the model's ``lm_head_trainable``.
@@ -46,14 +46,30 @@ class Parts:
 
     causal_lm: nn.Module
     reward_head: RewardHead
-    objective: Objective
+    objective: Objective | None
     layout: Any
     reference: Any
     lm_head_trainable: bool | None
 
+    @classmethod
+    def of(cls, model: Any) -> "Parts":
+        """The parts of a :class:`~rmreg.RegularizedRewardModel`."""
+        return cls(
+            causal_lm=model.causal_lm,
+            reward_head=model.reward_head,
+            objective=model.objective,
+            layout=model.layout,
+            reference=model._reference.saved,
+            lm_head_trainable=model.lm_head_trainable,
+        )
+
+    def arguments(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`~rmreg.RegularizedRewardModel` that rebuild the model."""
+        return {"causal_lm": self.causal_lm, **{k: v for k, v in vars(self).items() if k != "causal_lm"}}
+
 
 def _attn_implementation(causal_lm: nn.Module) -> str | None:
-    return getattr(_backbone.unwrap(causal_lm).config, "_attn_implementation", None)
+    return getattr(lm.unwrap(causal_lm).config, "_attn_implementation", None)
 
 
 def save(parts: Parts, directory: str | os.PathLike[str], *, tokenizer: Any = None) -> None:
@@ -67,9 +83,9 @@ def save(parts: Parts, directory: str | os.PathLike[str], *, tokenizer: Any = No
         "format_version": _FORMAT_VERSION,
         "layout": parts.layout,
         "reward_head": parts.reward_head.config(),
-        "objective": parts.objective.config(),
+        "objective": None if parts.objective is None else parts.objective.config(),
         "reference": reference if reference in (None, "adapters") else "model",
-        "peft": _backbone.is_peft_model(parts.causal_lm),
+        "peft": lm.is_peft_model(parts.causal_lm),
         "lm_head_trainable": parts.lm_head_trainable,
         "attn_implementation": _attn_implementation(parts.causal_lm),
     }
@@ -146,7 +162,7 @@ def load(
     return Parts(
         causal_lm=causal_lm,
         reward_head=_load_head(directory / HEAD_NAME, config["reward_head"]),
-        objective=Objective.from_config(config["objective"]),
+        objective=None if config["objective"] is None else Objective.from_config(config["objective"]),
         layout=config["layout"],
         reference=reference,
         lm_head_trainable=config["lm_head_trainable"],

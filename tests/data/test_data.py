@@ -1,13 +1,10 @@
 """Pair collation: formats, labels, layouts, padding, truncation and its counts, errors."""
 
-import doctest
-
 import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rmreg import data, testing
 from rmreg.data import (
     IGNORE_INDEX,
     EncodedPair,
@@ -99,7 +96,7 @@ def test_conversational_implicit_and_explicit_prompt_agree() -> None:
 
 def test_pretokenized_pairs() -> None:
     pair = encode_pair(TOK, {"prompt_ids": [1, 9], "chosen_ids": [10, 11], "rejected_ids": [12], "margin": 1})
-    assert pair == EncodedPair((1, 9), (10, 11), (12,), margin=1.0)
+    assert pair == EncodedPair((1, 9), (10, 11), (12,), {"margin": 1.0})
     batch = PairCollator(TOK)([{"prompt_ids": [1, 9], "chosen_ids": [10, 11], "rejected_ids": [12]}])
     assert batch["input_ids"].tolist() == [[1, 9, 10, 11], [1, 9, 12, PAD]]
     assert batch["labels"].tolist() == [[-100, -100, 10, 11], [-100, -100, 12, -100]]
@@ -233,9 +230,3 @@ def test_collate_texts_tokenizes_like_training_rows() -> None:
     chat_rows = collate_texts(TOK, [user], padding_side="left")
     assert TOK.decode(chat_rows["input_ids"][0]) == TOK.apply_chat_template(user, tokenize=False)
     assert collate_texts(TOK, ["abcdef"], max_length=3)["input_ids"].tolist() == [[*ids("ef"), EOS]]
-
-
-@pytest.mark.parametrize("module", [data, testing], ids=lambda m: m.__name__)
-def test_docstring_examples_run(module) -> None:
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0

@@ -129,7 +129,7 @@ def test_reductions_and_pair_permutation(name):
     torch.testing.assert_close(objective(inputs, reduction="mean").loss, per_pair.mean())
     torch.testing.assert_close(objective(inputs, reduction="sum").loss, per_pair.sum())
     order = torch.randperm(6)
-    permuted = PairInputs(**{k: (v[order] if v is not None else None) for k, v in vars(inputs).items()})
+    permuted = PairInputs(**{k: (v[order] if v is not None else None) for k, v in inputs.items()})
     torch.testing.assert_close(objective(permuted, reduction="none").loss, per_pair[order])
 
 
@@ -140,7 +140,7 @@ def test_gradcheck_through_presets(name):
     fields = ["chosen_rewards", "rejected_rewards", "chosen_logps", "rejected_logps"]
 
     def loss(*tensors: torch.Tensor) -> torch.Tensor:
-        return objective(PairInputs(**{**vars(base), **dict(zip(fields, tensors, strict=True))})).loss
+        return objective(PairInputs(**{**base, **dict(zip(fields, tensors, strict=True))})).loss
 
     tensors = tuple(getattr(base, f).clone().requires_grad_(True) for f in fields)
     assert torch.autograd.gradcheck(loss, tensors, eps=1e-6, atol=1e-6)
@@ -240,11 +240,11 @@ def test_invalid_compositions():
 
 def test_missing_inputs_fail_before_any_loss_is_computed():
     rewards = torch.zeros(2), torch.zeros(2)
-    with pytest.raises(ValueError, match="'dpo' needs ref_chosen_logps"):
+    with pytest.raises(ValueError, match="'dpo' needs input 'ref_chosen_logps'"):
         rmreg.objective("grm-dpo")(PairInputs(*rewards, chosen_logps=torch.zeros(2), rejected_logps=torch.zeros(2)))
-    with pytest.raises(ValueError, match="'sft' needs chosen_logps"):
+    with pytest.raises(ValueError, match="'sft' needs input 'chosen_logps'"):
         rmreg.objective("grm-sft")(PairInputs(*rewards))
-    with pytest.raises(ValueError, match="'bradley_terry' needs margin"):
+    with pytest.raises(ValueError, match="'bradley_terry' needs input 'margin'"):
         rmreg.objective("margin")(PairInputs(*rewards))
 
 
@@ -253,7 +253,7 @@ def test_pair_inputs_check_shapes():
         PairInputs(torch.zeros(2), torch.zeros(3))
     with pytest.raises(ValueError, match=r"chosen_hidden must have shape \[pairs=2, hidden\]"):
         PairInputs(torch.zeros(2), torch.zeros(2), chosen_hidden=torch.zeros(3, 4))
-    with pytest.raises(ValueError, match=r"chosen_rewards must be \[pairs\]"):
+    with pytest.raises(ValueError, match=r"chosen_rewards must be a \[pairs\] tensor"):
         PairInputs(torch.zeros(2, 1), torch.zeros(2, 1))
 
 

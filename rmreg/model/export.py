@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rmreg import _backbone
 from rmreg.heads import RewardHead
+from rmreg.model import causal_lm as lm
 
 __all__ = ["export_sequence_classifier"]
 
@@ -62,7 +62,7 @@ def export_sequence_classifier(
         raise ValueError(
             "only a linear reward head with one output (RewardHead(H, kind='linear')) is a sequence classifier"
         )
-    model = copy.deepcopy(causal_lm).merge_and_unload() if _backbone.is_peft_model(causal_lm) else causal_lm
+    model = copy.deepcopy(causal_lm).merge_and_unload() if lm.is_peft_model(causal_lm) else causal_lm
     config = copy.deepcopy(model.config)
     if config.pad_token_id is None:
         raise ValueError("the backbone's config has no pad_token_id, which sequence classifiers pool by; set it")

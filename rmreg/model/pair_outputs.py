@@ -1,0 +1,106 @@
+"""From a batch of ``2·P`` rows to the named per-pair inputs that the objective's terms read.
+
+The backbone runs once over the batch; the reward head reads each row's last real token; the retained LM head
+runs only on the response tokens of the rows some input needs (chosen for the SFT regularizer, both for DPO,
+none for Bradley–Terry); the reference runs only when reference log-probs are needed and the batch does not
+carry them. See :mod:`rmreg.objectives.inputs` for the names.
+"""
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from rmreg._typing import Tensor
+from rmreg.data.layout import IGNORE_INDEX, Layout, pair_order, split_pairs
+from rmreg.heads import RetainedLMHead, RewardHead
+from rmreg.model import causal_lm as lm
+from rmreg.model.batch_checks import check_shapes, check_values
+from rmreg.model.reference import ReferencePolicy
+from rmreg.objectives import Needs, PairInputs
+from rmreg.objectives.inputs import MODEL_INPUTS, REFERENCE_INPUTS, check_input_shape
+
+__all__ = ["compute_pair_inputs"]
+
+
+def _check_needs(needs: Needs, labels: Tensor | None, columns: Mapping[str, Tensor], pairs: int) -> None:
+    for name, value in columns.items():
+        check_input_shape(name, value, pairs)
+    computed = {"chosen_logps", "rejected_logps", "chosen_lengths", "rejected_lengths"}
+    if labels is None and (needs.policy_logps or needs.token_logps or computed & needs.names):
+        raise ValueError("the objective's regularizer needs labels (response token ids, -100 elsewhere)")
+    missing = sorted(name for name in needs.columns if name not in columns)
+    if missing:
+        raise ValueError(
+            f"the objective needs the per-pair input(s) {missing}, which the batch does not carry: pass them as "
+            "keywords of forward()/pair_outputs() or as numeric dataset columns"
+        )
+    given = REFERENCE_INPUTS & set(columns)
+    if len(given) == 1:
+        raise ValueError("pass both ref_chosen_logps and ref_rejected_logps, or neither")
+    unknown = sorted(name for name in set(columns) & MODEL_INPUTS - REFERENCE_INPUTS)
+    if unknown:
+        raise ValueError(f"{unknown} are computed by the model and cannot be passed with the batch")
+
+
+def _policy_inputs(
+    hidden: Tensor, labels: Tensor, needs: Needs, layout: Layout, head: RetainedLMHead
+) -> dict[str, Tensor]:
+    """Summed (and, when asked, per-token) response log-probs of the chosen and/or rejected rows."""
+    pairs = hidden.shape[0] // 2
+    chosen_rows, rejected_rows = (rows.to(hidden.device) for rows in pair_order(pairs, layout))
+    sides = [side for side, wanted in (("chosen", needs.chosen_logps), ("rejected", needs.rejected_logps)) if wanted]
+    rows = torch.cat([chosen_rows if side == "chosen" else rejected_rows for side in sides])
+    values: dict[str, Tensor] = {}
+    if needs.token_logps:
+        token_logps, mask = lm.response_token_logprobs(hidden, labels, rows, head)
+        for k, side in enumerate(sides):
+            part = slice(k * pairs, (k + 1) * pairs)
+            values[f"{side}_token_logps"], values[f"{side}_token_mask"] = token_logps[part], mask[part]
+            values[f"{side}_logps"] = token_logps[part].sum(-1)
+        return values
+    logps = lm.response_logprobs(hidden, labels, rows, head)
+    for k, side in enumerate(sides):
+        values[f"{side}_logps"] = logps[k * pairs : (k + 1) * pairs]
+    return values
+
+
+def compute_pair_inputs(
+    *,
+    causal_lm: nn.Module,
+    reward_head: RewardHead,
+    lm_head: RetainedLMHead,
+    reference: ReferencePolicy,
+    layout: Layout,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    labels: Tensor | None,
+    needs: Needs,
+    columns: Mapping[str, Tensor],
+) -> PairInputs:
+    """The rewards and exactly the inputs ``needs`` names, plus every batch column, as :class:`PairInputs`.
+
+    Raises:
+        ValueError: a malformed batch (shapes, rows without real or response tokens, labels on padding,
+            non-finite columns) or a missing input (labels, a column, a reference), before any compute.
+    """
+    pairs = check_shapes(input_ids, attention_mask, labels)
+    _check_needs(needs, labels, columns, pairs)
+    check_values(attention_mask, labels, columns)
+    values: dict[str, Tensor] = dict(columns)
+    if needs.reference_logps and "ref_chosen_logps" not in columns:
+        assert labels is not None
+        values["ref_chosen_logps"], values["ref_rejected_logps"] = reference.logps(
+            causal_lm, input_ids, attention_mask, labels, layout
+        )
+    hidden = lm.final_hidden_states(causal_lm, input_ids, attention_mask)
+    pooled = lm.pool_last(hidden, attention_mask)
+    chosen_rewards, rejected_rewards = split_pairs(reward_head(pooled), layout)
+    if needs.hidden_states:
+        values["chosen_hidden"], values["rejected_hidden"] = (part.float() for part in split_pairs(pooled, layout))
+    if labels is not None and needs.policy_logps:
+        values.update(_policy_inputs(hidden, labels, needs, layout, lm_head))
+    if labels is not None and {"chosen_lengths", "rejected_lengths"} & needs.names:
+        lengths = (labels[:, 1:] != IGNORE_INDEX).sum(-1)
+        values["chosen_lengths"], values["rejected_lengths"] = split_pairs(lengths, layout)
+    return PairInputs(chosen_rewards, rejected_rewards, **values)

@@ -1,30 +1,87 @@
-"""Shared pieces of the LM-head log-prob paths: input checks, chunking, and the chunk sweep.
+"""Shared pieces of the LM-head log-prob paths: the logit transform, input checks, dtypes, chunking.
 
 See :mod:`rmreg.ops` for the formulas and the design.
 """
 
+import math
+from dataclasses import dataclass
+
 import torch
-import torch.nn.functional as F
 
 from rmreg._typing import Tensor
 
 DEFAULT_CHUNK_BYTES = 64 * 2**20
-"""Least memory budget of one chunk's fp32 logits, in bytes (see :func:`auto_chunk_size`)."""
+"""Least memory budget of one chunk's [chunk, V] work buffers, in bytes (see :func:`auto_chunk_size`)."""
 
 
-def auto_chunk_size(vocab_size: int, hidden_size: int) -> int:
-    """Rows per chunk such that one chunk's fp32 logits fit ``max(DEFAULT_CHUNK_BYTES, 4·V·H/8)`` bytes.
+@dataclass(frozen=True)
+class LogitTransform:
+    """``ℓ = softcap·tanh(scale·z / softcap)`` of the raw logits z (each part only when given).
+
+    Its derivative, used by every path: ``dℓ/dz = scale·(1 − tanh²(scale·z / softcap))`` with a soft-cap,
+    ``scale`` without one (1 when neither is given).
+    """
+
+    softcap: float | None = None
+    scale: float | None = None
+
+    @property
+    def multiplier(self) -> float:
+        """The constant factor of dℓ/dz: ``scale`` (1.0 when not given)."""
+        return 1.0 if self.scale is None else float(self.scale)
+
+
+def auto_chunk_size(vocab_size: int, hidden_size: int, *, bytes_per_logit: int = 4) -> int:
+    """Rows per chunk such that the [chunk, V] work buffers fit ``max(DEFAULT_CHUNK_BYTES, 4·V·H/8)`` bytes.
+
+    ``bytes_per_logit`` is what one row entry costs across those buffers: 4 for the fp32 logits alone, 8 with a
+    soft-cap (a second fp32 buffer for tanh), plus 2 when the matmuls run in bf16/fp16 (a low-precision copy).
 
     Example:
         >>> auto_chunk_size(128_000, 256)
         131
+        >>> auto_chunk_size(128_000, 256, bytes_per_logit=8)
+        65
     """
     budget = max(DEFAULT_CHUNK_BYTES, 4 * vocab_size * hidden_size // 8)
-    return max(1, budget // (4 * vocab_size))
+    return max(1, budget // (bytes_per_logit * vocab_size))
 
 
-def _check_inputs(
-    hidden: Tensor, weight: Tensor, targets: Tensor, bias: Tensor | None, chunk_size: int | None, ignore_index: int
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """fp32 for fp32, bf16 and fp16; float64 stays float64."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def compute_dtype(hidden: Tensor) -> torch.dtype:
+    """The dtype of the LM-head matmuls: the autocast dtype inside ``torch.autocast`` (float64 is never cast,
+    as autocast itself leaves float64 alone), the inputs' dtype otherwise."""
+    device = hidden.device.type
+    if hidden.dtype != torch.float64 and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return hidden.dtype
+
+
+def bytes_per_logit(compute: torch.dtype, transform: LogitTransform) -> int:
+    """Bytes per [chunk, V] entry of the work buffers (see :func:`auto_chunk_size`)."""
+    fp32_buffers = 2 if transform.softcap is not None else 1
+    low = compute.itemsize if compute.itemsize < 4 else 0
+    return 4 * fp32_buffers + low
+
+
+def resolve_chunk_size(chunk_size: int | None, weight: Tensor, compute: torch.dtype, transform: LogitTransform) -> int:
+    if chunk_size is not None:
+        return chunk_size
+    return auto_chunk_size(*weight.shape, bytes_per_logit=bytes_per_logit(compute, transform))
+
+
+def check_inputs(
+    hidden: Tensor,
+    weight: Tensor,
+    targets: Tensor,
+    bias: Tensor | None,
+    chunk_size: int | None,
+    ignore_index: int,
+    transform: LogitTransform,
 ) -> None:
     """Raise ValueError naming the problem when the inputs do not fit the contract."""
     if hidden.dim() != 2 or weight.dim() != 2 or hidden.shape[1] != weight.shape[1]:
@@ -38,11 +95,19 @@ def _check_inputs(
         raise ValueError(f"targets must hold integer token ids; got dtype {targets.dtype}")
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"bias must be [V] = {tuple(weight.shape[:1])}; got {tuple(bias.shape)}")
+    autocast = torch.is_autocast_enabled(hidden.device.type) and hidden.dtype != torch.float64
     for name, tensor in (("weight", weight), ("bias", bias)):
-        if tensor is not None and tensor.dtype != hidden.dtype:
-            raise ValueError(f"{name} dtype {tensor.dtype} differs from hidden dtype {hidden.dtype}")
+        if tensor is not None and tensor.dtype != hidden.dtype and not autocast:
+            raise ValueError(
+                f"{name} dtype {tensor.dtype} differs from hidden dtype {hidden.dtype} (mixed dtypes are accepted "
+                "only inside torch.autocast, where the matmuls run in the autocast dtype)"
+            )
     if chunk_size is not None and chunk_size <= 0:
         raise ValueError(f"chunk_size must be a positive number of rows; got {chunk_size}")
+    if transform.softcap is not None and not (math.isfinite(transform.softcap) and transform.softcap > 0):
+        raise ValueError(f"softcap must be a positive finite number or None; got {transform.softcap}")
+    if transform.scale is not None and not math.isfinite(transform.scale):
+        raise ValueError(f"scale must be a finite number or None; got {transform.scale}")
     bad = (targets != ignore_index) & ((targets < 0) | (targets >= weight.shape[0]))
     if bad.any():
         raise ValueError(
@@ -53,107 +118,21 @@ def _check_inputs(
         raise ValueError("hidden contains NaN or infinite values")
 
 
-def _accumulation_dtype(tensor: Tensor) -> torch.dtype:
-    """fp32 for fp32, bf16 and fp16 inputs; float64 stays float64."""
-    return torch.promote_types(tensor.dtype, torch.float32)
+def check_sequence_ids(sequence_ids: Tensor, targets: Tensor, num_sequences: int | None) -> int:
+    """Validate per-row sequence ids [N] and return the number of sequences S (inferred when None)."""
+    if sequence_ids.shape != targets.shape or sequence_ids.dtype.is_floating_point:
+        raise ValueError(
+            f"sequence_ids must be integer ids of shape {tuple(targets.shape)}; "
+            f"got {sequence_ids.dtype} {tuple(sequence_ids.shape)}"
+        )
+    if num_sequences is None:
+        num_sequences = int(sequence_ids.max()) + 1 if sequence_ids.numel() else 0
+    if sequence_ids.numel() and (sequence_ids.min() < 0 or sequence_ids.max() >= num_sequences):
+        raise ValueError(f"sequence_ids must lie in [0, num_sequences={num_sequences})")
+    return num_sequences
 
 
-def _spans(valid: Tensor, groups: Tensor | None, num_groups: int, chunk_size: int) -> list[tuple[Tensor, int]]:
-    """Split the valid rows into chunks of at most ``chunk_size`` rows, each inside one group.
-
-    Returns (row indices, group) pairs; with ``groups=None`` every row is in group 0.
-    """
-    rows = valid.nonzero().squeeze(1)
-    if groups is None:
-        counts = [rows.numel()]
-    else:
-        rows = rows[torch.argsort(groups[rows], stable=True)]
-        counts = torch.bincount(groups[rows], minlength=num_groups).tolist()
-    spans = []
-    start = 0
-    for group, count in enumerate(counts):
-        spans += [
-            (rows[i : min(i + chunk_size, start + count)], group) for i in range(start, start + count, chunk_size)
-        ]
-        start += count
-    return spans
-
-
-def _logits_into(out: Tensor, chunk: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """``chunk @ weight.T + bias`` written into ``out`` (fp32 or float64), computed in the inputs' dtype.
-
-    Reusing one buffer for every chunk avoids a fresh [chunk, V] allocation per chunk, which on a CPU means
-    page faults (allocations this large are fresh memory maps) and on a GPU nothing worse than reuse.
-    """
-    if chunk.dtype != out.dtype:  # bf16/fp16: matmul in the input dtype, then one cast into the fp32 buffer
-        return out.copy_(F.linear(chunk, weight, bias))
-    if bias is None:
-        return torch.mm(chunk, weight.T, out=out)
-    return torch.addmm(bias, chunk, weight.T, out=out)
-
-
-def _sweep(
-    hidden: Tensor,
-    weight: Tensor,
-    bias: Tensor | None,
-    targets: Tensor,
-    spans: list[tuple[Tensor, int]],
-    row_scale: Tensor | None,
-    num_groups: int,
-    needs: tuple[bool, bool, bool],
-    lse: Tensor | None = None,
-    into: tuple[list[Tensor], Tensor] | None = None,
-) -> tuple[Tensor, Tensor, Tensor | None, list[Tensor], Tensor]:
-    """One pass over the chunks: log-probs, log-sum-exps and, where ``needs`` says so, gradients of Σ_t s_t log p_t.
-
-    ``row_scale`` gives s_t (None: no gradients); ``needs`` = (hidden, weight, bias). With ``lse`` (the
-    log-sum-exps of an earlier sweep) each chunk's softmax is exp(z − lse) at once, and the returned log-probs
-    are not computed (zeros). The [chunk, V] buffer only ever holds exp(z − c) for a per-row constant c; the
-    one-hot part of ∂ log p/∂z = onehot(y) − p and the per-row factors are applied to [chunk, H] operands:
-    ∂/∂h_t = s_t W[y_t] − (s_t/Z_t) e_t W, ∂/∂W = Σ_t s_t onehot(y_t) h_tᵀ − eᵀ((s/Z) ⊙ h). Weight and bias
-    gradients are accumulated in fp32 (float64 stays float64), one separately allocated buffer per group (none
-    when not needed; groups ≥ ``num_groups`` get none), or into the given ``into`` = (weight buffers, bias
-    buffers). Rows outside ``spans`` get log-prob 0 and hidden gradient 0.
-    """
-    needs_hidden, needs_weight, needs_bias = needs if row_scale is not None else (False, False, False)
-    acc = _accumulation_dtype(hidden)
-    logprobs = hidden.new_zeros(hidden.shape[0], dtype=acc)
-    lses = hidden.new_zeros(hidden.shape[0], dtype=acc) if lse is None else lse
-    hidden_grad = torch.zeros_like(hidden) if needs_hidden else None
-    if into is None:
-        weight_grads = [weight.new_zeros(weight.shape, dtype=acc) for _ in range(num_groups * needs_weight)]
-        bias_grads = weight.new_zeros((num_groups * needs_bias, weight.shape[0]), dtype=acc)
-    else:
-        weight_grads, bias_grads = into
-    largest = max((len(rows) for rows, _ in spans), default=0)
-    buf = hidden.new_empty((largest, weight.shape[0]), dtype=acc)  # the only [chunk, V] buffer
-    for rows, group in spans:
-        chunk, target = hidden[rows], targets[rows]
-        exps = _logits_into(buf[: len(rows)], chunk, weight, bias)
-        if lse is None:
-            picked = exps.gather(1, target[:, None]).squeeze(1)
-            peak = exps.amax(dim=1)
-            norm = exps.sub_(peak[:, None]).exp_().sum(dim=1)  # exps = exp(z − max z)
-            lses[rows] = peak + norm.log()
-            logprobs[rows] = picked - lses[rows]
-        else:
-            norm = exps.sub_(lse[rows, None]).exp_().new_ones(())  # exps = exp(z − lse) = softmax
-        if row_scale is None:
-            continue
-        scale = row_scale[rows]
-        coef = scale / norm  # ∂/∂z_t = s_t·onehot(y_t) − coef_t·exps_t
-        if needs_hidden:
-            softmax_w = (exps.to(weight.dtype) @ weight).to(acc)
-            hidden_grad[rows] = (scale[:, None] * weight[target].to(acc) - coef[:, None] * softmax_w).to(hidden.dtype)
-        if needs_weight and group < len(weight_grads):
-            chunk = chunk.to(acc)
-            weight_grads[group].addmm_(exps.T, chunk * -coef[:, None]).index_add_(0, target, chunk * scale[:, None])
-        if needs_bias and group < len(bias_grads):
-            bias_grads[group].sub_(coef @ exps).index_add_(0, target, scale)
-    return logprobs, lses, hidden_grad, weight_grads, bias_grads
-
-
-def _needs_grad(hidden: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[bool, bool, bool]:
+def needs_grad(hidden: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[bool, bool, bool]:
     """Which of (hidden, weight, bias) need a gradient from this call (none under ``torch.no_grad``)."""
     enabled = torch.is_grad_enabled()
     return (
@@ -161,3 +140,22 @@ def _needs_grad(hidden: Tensor, weight: Tensor, bias: Tensor | None) -> tuple[bo
         enabled and weight.requires_grad,
         enabled and (bias is not None and bias.requires_grad),
     )
+
+
+def spans(valid: Tensor, groups: Tensor | None, num_groups: int, chunk_size: int) -> list[tuple[Tensor, int]]:
+    """Split the valid rows into chunks of at most ``chunk_size`` rows, each inside one group.
+
+    Returns (row indices, group) pairs in group order; with ``groups=None`` every row is in group 0.
+    """
+    rows = valid.nonzero().squeeze(1)
+    if groups is None:
+        counts = [rows.numel()]
+    else:
+        rows = rows[torch.argsort(groups[rows], stable=True)]
+        counts = torch.bincount(groups[rows], minlength=num_groups).tolist()
+    out = []
+    start = 0
+    for group, count in enumerate(counts):
+        out += [(rows[i : min(i + chunk_size, start + count)], group) for i in range(start, start + count, chunk_size)]
+        start += count
+    return out

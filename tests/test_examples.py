@@ -35,7 +35,7 @@ def test_plain_pytorch() -> None:
 def test_custom_regularizer_is_trained_logged_and_saved() -> None:
     result = load("custom_regularizer").main(steps=20)
     assert_learned(result)
-    assert set(result["terms"]) == {"bradley_terry", "sft", "hidden_norm"}
+    assert set(result["terms"]) == {"agreement_bt", "sft_per_token", "hidden_norm"}
 
 
 def test_peft_lora_with_the_adapters_off_reference() -> None:

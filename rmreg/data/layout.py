@@ -27,15 +27,15 @@ def check_choice(name: str, value: object, allowed: Sequence[str]) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
 
 
-def pair_order(num_pairs: int, layout: Layout) -> tuple[Tensor, Tensor]:
-    """Row indices ``(chosen, rejected)``, each ``[P]``, of the pairs in a batch of ``2·P`` rows.
+def pair_order(num_pairs: int, layout: Layout, device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+    """Row indices ``(chosen, rejected)``, each ``[P]``, of the pairs in a batch of ``2·P`` rows (on ``device``).
 
     Example:
         >>> pair_order(2, "interleaved")
         (tensor([0, 2]), tensor([1, 3]))
     """
     check_choice("layout", layout, LAYOUTS)
-    pairs = torch.arange(num_pairs)
+    pairs = torch.arange(num_pairs, device=device)
     if layout == "concat":
         return pairs, pairs + num_pairs
     return 2 * pairs, 2 * pairs + 1

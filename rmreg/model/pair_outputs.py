@@ -48,7 +48,7 @@ def _policy_inputs(
 ) -> dict[str, Tensor]:
     """Summed (and, when asked, per-token) response log-probs of the chosen and/or rejected rows."""
     pairs = hidden.shape[0] // 2
-    chosen_rows, rejected_rows = (rows.to(hidden.device) for rows in pair_order(pairs, layout))
+    chosen_rows, rejected_rows = pair_order(pairs, layout, hidden.device)
     sides = [side for side, wanted in (("chosen", needs.chosen_logps), ("rejected", needs.rejected_logps)) if wanted]
     rows = torch.cat([chosen_rows if side == "chosen" else rejected_rows for side in sides])
     values: dict[str, Tensor] = {}

@@ -68,6 +68,10 @@ class RegularizedRewardModel(nn.Module):
         (['bradley_terry', 'sft'], torch.Size([1]))
     """
 
+    _reference: ReferencePolicy
+    objective: Objective | None
+    reward_head: RewardHead
+
     def __init__(
         self,
         causal_lm: nn.Module,
@@ -94,7 +98,7 @@ class RegularizedRewardModel(nn.Module):
             raise ValueError("pairwise objectives need one reward per row; use a RewardHead with num_outputs=1")
         self.causal_lm = causal_lm
         self.reward_head = reward_head
-        self.objective: Objective | None = None if objective is None else as_objective(objective)
+        self.objective = None if objective is None else as_objective(objective)
         self.layout: Layout = layout
         self.lm_head_trainable = lm_head_trainable
         needed = self.objective is not None and self.objective.needs.reference_logps

@@ -38,7 +38,7 @@ class ObjectiveOutput:
 
 
 def _check_weight(weight: object) -> float:
-    if not is_number(weight) or not math.isfinite(weight):  # type: ignore[arg-type]
+    if not isinstance(weight, (int, float)) or not is_number(weight) or not math.isfinite(weight):
         raise ValueError(f"a term's weight must be a finite number, got {weight!r}")
     return float(weight)
 

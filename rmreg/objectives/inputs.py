@@ -216,6 +216,16 @@ class PairInputs(Mapping[str, Tensor]):
         return f"PairInputs({shapes})"
 
     @property
+    def chosen_rewards(self) -> Tensor:
+        """Rewards of the chosen responses, ``[pairs]``."""
+        return self._values["chosen_rewards"]
+
+    @property
+    def rejected_rewards(self) -> Tensor:
+        """Rewards of the rejected responses, ``[pairs]``."""
+        return self._values["rejected_rewards"]
+
+    @property
     def num_pairs(self) -> int:
         return int(self._values["chosen_rewards"].shape[0])
 

@@ -155,7 +155,7 @@ def evaluate(
     """
     if not examples:
         raise ValueError("evaluate needs at least one example")
-    loader = torch.utils.data.DataLoader(list(examples), batch_size=batch_size, collate_fn=collator)
+    loader: Any = torch.utils.data.DataLoader(list(examples), batch_size=batch_size, collate_fn=collator)  # type: ignore[arg-type]
     device = next(model.reward_head.parameters()).device
     if accelerator is not None:
         loader, device = accelerator.prepare(loader), accelerator.device
@@ -164,7 +164,8 @@ def evaluate(
     correct = []
     for batch in loader:
         out = model.pair_outputs(**{key: value.to(device) for key, value in batch.items()}, needs=IMPLICIT_REWARD_NEEDS)
-        rows = torch.stack([out.chosen_rewards > out.rejected_rewards, out.chosen_logps > out.rejected_logps], -1)
+        implicit = out["chosen_logps"] > out["rejected_logps"]
+        rows = torch.stack([out.chosen_rewards > out.rejected_rewards, implicit], -1)
         correct.append(accelerator.gather_for_metrics(rows) if accelerator is not None else rows)
     model.train(was_training)
     correct_pairs = torch.cat(correct).float()
@@ -225,8 +226,12 @@ def train(
     start = time.perf_counter()
     accelerator = _accelerator(config.gradient_accumulation_steps)
     generator = torch.Generator().manual_seed(config.seed)
-    loader = torch.utils.data.DataLoader(
-        list(examples), batch_size=config.batch_size, shuffle=True, collate_fn=collator, generator=generator
+    loader: Any = torch.utils.data.DataLoader(
+        list(examples),  # type: ignore[arg-type]  # a list is a map-style dataset
+        batch_size=config.batch_size,
+        shuffle=True,
+        collate_fn=collator,
+        generator=generator,
     )
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
@@ -251,7 +256,8 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
             meter.add(output)
             if accelerator.sync_gradients:
-                record = {"step": len(history) + 1, "lr": scheduler.get_last_lr()[0], **meter.flush(accelerator)}
+                record: dict[str, float] = {"step": len(history) + 1, "lr": float(scheduler.get_last_lr()[0])}
+                record.update(meter.flush(accelerator))
                 record["epoch"] = record["step"] / steps_per_epoch
                 history.append(record)
                 scheduler.step()

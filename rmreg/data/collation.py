@@ -278,6 +278,8 @@ def collate_texts(
     """
     _check_tokenizer(tokenizer)
     rows = []
+    prompt: Any
+    response: Any
     for item in items:
         if isinstance(item, str):
             prompt, response = "", item

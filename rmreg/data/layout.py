@@ -54,7 +54,8 @@ def split_pairs(rows: Tensor, layout: Layout = "concat") -> tuple[Tensor, Tensor
         raise ValueError(f"a batch of pairs needs an even number of rows (chosen and rejected); got {rows.shape[0]}")
     check_choice("layout", layout, LAYOUTS)
     if layout == "concat":
-        return rows.chunk(2) if rows.shape[0] else (rows, rows)
+        pairs = rows.shape[0] // 2
+        return rows[:pairs], rows[pairs:]
     return rows[0::2], rows[1::2]
 
 

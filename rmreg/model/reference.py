@@ -15,7 +15,7 @@ The reference runs without autograd graph, in eval mode, on the response tokens 
 import contextlib
 import copy
 from collections.abc import Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -51,7 +51,7 @@ class ReferencePolicy:
         self.mode, self.model = self._resolve(causal_lm, reference)
 
     @staticmethod
-    def _resolve(causal_lm: nn.Module, reference: object) -> tuple[str | None, nn.Module | None]:
+    def _resolve(causal_lm: nn.Module, reference: Any) -> tuple[str | None, nn.Module | None]:
         choices = "None, 'auto', 'copy', 'adapters' or a causal LM module"
         if reference is None:
             return None, None
@@ -78,7 +78,7 @@ class ReferencePolicy:
         return self.model if self.mode == "model" else self.mode
 
     @contextlib.contextmanager
-    def _active(self, causal_lm: nn.Module) -> Iterator[nn.Module]:
+    def _active(self, causal_lm: Any) -> Iterator[nn.Module]:
         model = self.model if self.model is not None else causal_lm
         adapters_off = causal_lm.disable_adapter() if self.mode == "adapters" else contextlib.nullcontext()
         with lm.eval_mode(model), adapters_off:

@@ -76,7 +76,7 @@ class Objective(nn.Module):
         self.name = name
 
     def weighted_terms(self) -> Iterator[tuple[float, Term]]:
-        yield from zip(self.weights, self.terms, strict=True)  # type: ignore[misc]
+        yield from zip(self.weights, self.terms, strict=True)
 
     @property
     def needs(self) -> Needs:

@@ -31,14 +31,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HIDDEN_INPUTS",
-    "SCALAR_COLUMNS",
-    "check_input_shape",
     "LOGPS_INPUTS",
     "MODEL_INPUTS",
     "REFERENCE_INPUTS",
+    "SCALAR_COLUMNS",
     "TOKEN_INPUTS",
     "Needs",
     "PairInputs",
+    "check_input_shape",
 ]
 
 REWARD_INPUTS = frozenset({"chosen_rewards", "rejected_rewards"})

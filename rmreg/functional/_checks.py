@@ -9,7 +9,7 @@ from typing import Literal
 
 import torch
 
-from rmreg._typing import Float, Tensor
+from rmreg._typing import Float, Tensor, value_checks_enabled
 
 Reduction = Literal["mean", "sum", "none"]
 _REDUCTIONS = ("mean", "sum", "none")
@@ -58,7 +58,7 @@ def _as_loss_dtype(name: str, values: Tensor, dims: str = "pairs") -> Tensor:
     _check_float_tensor(name, values)
     if values.ndim != 1:
         raise ValueError(f"{name} must have shape [{dims}], got shape {tuple(values.shape)}")
-    if not bool(torch.isfinite(values).all()):
+    if value_checks_enabled() and not bool(torch.isfinite(values).all()):
         raise ValueError(f"{name} contains NaN or infinite values; check the model's outputs")
     return _loss_dtype(values)
 
@@ -96,7 +96,7 @@ def _as_masked_matrix(
         )
     mask = mask.to(values.device)
     bad = mask & ~torch.isfinite(values)
-    if bool(bad.any()):
+    if value_checks_enabled() and bool(bad.any()):
         row, column = (int(i) for i in bad.nonzero()[0])
         raise ValueError(
             f"{name} contains NaN or infinite values (first at row {row}, column {column}); mask missing "
@@ -123,7 +123,9 @@ def _as_hyperparameter(name: str, value: float | Tensor, minimum: float, like: T
         tensor = torch.tensor(float(value), dtype=like.dtype, device=like.device)
     else:
         raise ValueError(f"{name} must be a number or a floating-point tensor, got {type(value).__name__}")
-    if not bool(torch.isfinite(tensor).all()) or bool((tensor < minimum).any()):
+    if (isinstance(value, (int, float)) or value_checks_enabled()) and (
+        not bool(torch.isfinite(tensor).all()) or bool((tensor < minimum).any())
+    ):
         shown = value if not isinstance(value, Tensor) else value.detach().flatten()[:4].tolist()
         raise ValueError(f"{name} must be finite and >= {minimum:g}, got {shown!r}")
     return tensor

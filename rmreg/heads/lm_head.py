@@ -2,15 +2,99 @@
 
 GRM keeps the backbone's own LM head beside a new reward head; both read the same hidden states, so the
 text-generation regularizer keeps those states useful for language modelling (Yang et al., NeurIPS 2024,
-Fig. 1, https://arxiv.org/abs/2406.10216).
+Fig. 1, https://arxiv.org/abs/2406.10216). Some families transform the head's logits before the softmax
+(Gemma 2 soft-caps them, Cohere and Granite scale them); :func:`logit_transform` reads how from a Hugging Face
+config, and :class:`RetainedLMHead` applies the same transform.
 """
 
+import math
+from typing import Any
+
+import torch
 from torch import nn
 
 from rmreg import ops
 from rmreg._typing import Float, Int, Tensor, shape_checked
 
-__all__ = ["RetainedLMHead"]
+__all__ = ["RetainedLMHead", "logit_transform"]
+
+# How each transformers model (by ``config.model_type``) turns ``lm_head(h)`` into its logits, read from the
+# model's ``forward`` in transformers 5.x: (config attribute of the text config, "softcap" | "multiply" |
+# "divide"). ``softcap``: ℓ = c·tanh(z / c), skipped when the attribute is None; ``multiply``/``divide``: ℓ = z·a
+# or z / a. Model types listed with no entry apply nothing although their config may carry such an attribute.
+_LOGIT_TRANSFORMS: dict[str, tuple[tuple[str, str], ...]] = {
+    **dict.fromkeys(
+        ("gemma2", "gemma3_text", "gemma3n", "gemma3n_text", "gemma4", "gemma4_text", "vaultgemma", "nanochat"),
+        (("final_logit_softcapping", "softcap"),),
+    ),
+    "recurrent_gemma": (("logits_soft_cap", "softcap"),),
+    "gemma3": (),  # Gemma3ForConditionalGeneration does not soft-cap (Gemma3ForCausalLM, "gemma3_text", does)
+    "mpt": (),  # MPT's config has logit_scale, which transformers' MPT model never applies
+    **dict.fromkeys(("cohere", "cohere2", "cohere2_moe"), (("logit_scale", "multiply"),)),
+    **dict.fromkeys(
+        ("granite", "granite_swa", "granitemoe", "granitemoe_swa", "granitemoeshared", "granitemoehybrid"),
+        (("logits_scaling", "divide"),),
+    ),
+    "minicpm3": (("logits_scaling", "divide"),),  # divides the hidden states; the same, its LM head has no bias
+    "hyperclovax": (("logits_scaling", "multiply"),),  # multiplies, unlike Granite (MuP)
+    "falcon_h1": (("lm_head_multiplier", "multiply"),),
+}
+_TRANSFORM_ATTRIBUTES = (
+    "final_logit_softcapping",
+    "logits_soft_cap",
+    "logit_scale",
+    "logits_scaling",
+    "lm_head_multiplier",
+    "output_multiplier",
+)
+
+
+def logit_transform(config: Any) -> tuple[float | None, float | None]:
+    """``(softcap, scale)`` such that the model's logits are ``softcap·tanh(scale·lm_head(h) / softcap)``.
+
+    Reads the Hugging Face config the way the transformers model of that ``model_type`` applies it:
+    ``final_logit_softcapping`` soft-caps (Gemma 2, Gemma 3's causal LM, Gemma 3n/4, VaultGemma, nanochat;
+    RecurrentGemma's ``logits_soft_cap``), ``logit_scale`` multiplies (Cohere, Cohere 2), ``logits_scaling``
+    divides (Granite and Granite-MoE, MiniCPM3) but multiplies for HyperCLOVA X, ``lm_head_multiplier`` multiplies
+    (Falcon-H1). None stands for "not applied"; a scale of exactly 1 is None. Attributes are read from
+    ``config.get_text_config()`` (the text model of a multimodal config).
+
+    Raises:
+        ValueError: when a model type rmreg does not know sets one of those attributes (it cannot tell how the
+            model applies it), or when a value is not a positive soft-cap / finite scale.
+
+    Example:
+        >>> from transformers import CohereConfig, Gemma2Config, GraniteConfig, LlamaConfig
+        >>> logit_transform(Gemma2Config()), logit_transform(CohereConfig()), logit_transform(LlamaConfig())
+        ((30.0, None), (None, 0.0625), (None, None))
+        >>> logit_transform(GraniteConfig(logits_scaling=8.0))
+        (None, 0.125)
+    """
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    model_type = getattr(config, "model_type", None)
+    rules = _LOGIT_TRANSFORMS.get(model_type)
+    if rules is None:
+        for attribute in _TRANSFORM_ATTRIBUTES:
+            value = getattr(text, attribute, None)
+            if value is not None and not (attribute != "final_logit_softcapping" and value == 1):
+                raise ValueError(
+                    f"{model_type!r} models set {attribute}={value}, and rmreg does not know how this model applies "
+                    f"it to its logits; known model types: {sorted(_LOGIT_TRANSFORMS)}"
+                )
+        return None, None
+    softcap, scale = None, 1.0
+    for attribute, kind in rules:
+        value = getattr(text, attribute, None)
+        if value is None:
+            continue
+        value = float(value)
+        if kind == "softcap":
+            softcap = value
+        elif value == 0 or not math.isfinite(value):
+            raise ValueError(f"{model_type} config has {attribute}={value}; expected a finite non-zero number")
+        else:
+            scale = scale * value if kind == "multiply" else scale / value
+    return softcap, None if scale == 1.0 else scale
 
 
 class RetainedLMHead(nn.Module):
@@ -18,10 +102,11 @@ class RetainedLMHead(nn.Module):
 
     It wraps the existing head module (its ``weight`` ``[vocab, hidden]`` may be tied to the input
     embeddings) and computes float32 log-probs only at the positions it is given, through
-    :func:`rmreg.ops.linear_logprobs`, never materializing full-vocabulary logits for the whole batch:
+    :mod:`rmreg.ops`, never materializing full-vocabulary logits for the whole batch. With the head's logit
+    transform ℓ = c·tanh(s·(W h + b) / c) (``softcap`` c, ``scale`` s, each only when given):
 
     .. math::
-        \log p(y_t \mid h_t) = h_t^\top W_{y_t} + b_{y_t} - \log\sum_v \exp(h_t^\top W_v + b_v)
+        \log p(y_t \mid h_t) = \ell_{t, y_t} - \log\sum_v \exp \ell_{t, v}
 
     Args:
         lm_head: the causal LM's output layer (``model.get_output_embeddings()``), a module with ``weight``
@@ -29,24 +114,48 @@ class RetainedLMHead(nn.Module):
         trainable: ``False`` stops the regularizers' gradient into the head's weight (it is detached, so a
             weight tied to the embeddings keeps training through the embeddings; the frozen path is also
             faster); ``True`` lets it through; ``None`` (default) follows ``weight.requires_grad``.
+        softcap: the logit soft-cap c (Gemma 2's ``final_logit_softcapping``), or None.
+        scale: the logit scale s (Cohere's ``logit_scale``, Granite's ``1 / logits_scaling``), or None;
+            :func:`logit_transform` reads both from a Hugging Face config, as :meth:`from_causal_lm` does.
 
     Example:
         >>> import torch
         >>> from rmreg import RetainedLMHead
-        >>> head = RetainedLMHead(torch.nn.Linear(8, 50, bias=False), trainable=False)
+        >>> head = RetainedLMHead(torch.nn.Linear(8, 50, bias=False), trainable=False, softcap=30.0)
         >>> head.logprobs(torch.randn(3, 8), torch.tensor([1, 2, -100])).shape
         torch.Size([3])
     """
 
-    def __init__(self, lm_head: nn.Module, *, trainable: bool | None = None) -> None:
+    def __init__(
+        self,
+        lm_head: nn.Module,
+        *,
+        trainable: bool | None = None,
+        softcap: float | None = None,
+        scale: float | None = None,
+    ) -> None:
         super().__init__()
         weight = getattr(lm_head, "weight", None)
         if not isinstance(weight, Tensor) or weight.ndim != 2:
             raise ValueError(
                 f"lm_head must have a 2-D weight [vocab, hidden]; got {type(lm_head).__name__} without one"
             )
+        if softcap is not None and not (math.isfinite(softcap) and softcap > 0):
+            raise ValueError(f"softcap must be a positive finite number or None; got {softcap}")
+        if scale is not None and not math.isfinite(scale):
+            raise ValueError(f"scale must be a finite number or None; got {scale}")
         self.lm_head = lm_head
         self.trainable = trainable
+        self.softcap, self.scale = softcap, scale
+
+    @classmethod
+    def from_causal_lm(cls, causal_lm: nn.Module, *, trainable: bool | None = None) -> "RetainedLMHead":
+        """The head of a Hugging Face causal LM, with the logit transform its config declares."""
+        softcap, scale = logit_transform(causal_lm.config)
+        return cls(causal_lm.get_output_embeddings(), trainable=trainable, softcap=softcap, scale=scale)
+
+    def extra_repr(self) -> str:
+        return f"trainable={self.trainable}, softcap={self.softcap}, scale={self.scale}"
 
     @property
     def weight(self) -> Tensor:
@@ -75,6 +184,16 @@ class RetainedLMHead(nn.Module):
             return bool(self.lm_head.weight.requires_grad)
         return self.trainable
 
+    def _inputs(self, hidden_states: Tensor) -> Tensor:
+        """Hidden states checked against the head; cast to its dtype outside autocast (inside, the op casts)."""
+        if hidden_states.shape[-1] != self.hidden_size:
+            raise ValueError(
+                f"hidden states have size {hidden_states.shape[-1]} but the LM head expects {self.hidden_size}"
+            )
+        if torch.is_autocast_enabled(hidden_states.device.type) and hidden_states.dtype != torch.float64:
+            return hidden_states
+        return hidden_states.to(self.lm_head.weight.dtype)
+
     @shape_checked
     def logprobs(
         self,
@@ -85,12 +204,13 @@ class RetainedLMHead(nn.Module):
         chunk_size: int | None = None,
     ) -> Float[Tensor, " tokens"]:
         """Float32 log-prob of each target token given the hidden state before it (0 where ignored)."""
-        self._check_hidden_size(hidden_states)
         return ops.linear_logprobs(
-            hidden_states.to(self.lm_head.weight.dtype),
+            self._inputs(hidden_states),
             self.weight,
             targets,
             bias=self.bias,
+            softcap=self.softcap,
+            scale=self.scale,
             chunk_size=chunk_size,
             ignore_index=ignore_index,
         )
@@ -113,23 +233,18 @@ class RetainedLMHead(nn.Module):
         gradients are recomputed in the backward pass), so a regularizer on the summed log-probs needs little or
         no recompute. One backward pass per forward pass.
         """
-        self._check_hidden_size(hidden_states)
         return ops.sequence_linear_logprobs(
-            hidden_states.to(self.lm_head.weight.dtype),
+            self._inputs(hidden_states),
             self.weight,
             targets,
             sequence_ids,
             num_sequences=num_sequences,
             bias=self.bias,
+            softcap=self.softcap,
+            scale=self.scale,
             chunk_size=chunk_size,
             ignore_index=ignore_index,
         )
-
-    def _check_hidden_size(self, hidden_states: Tensor) -> None:
-        if hidden_states.shape[-1] != self.hidden_size:
-            raise ValueError(
-                f"hidden states have size {hidden_states.shape[-1]} but the LM head expects {self.hidden_size}"
-            )
 
     def forward(
         self, hidden_states: Float[Tensor, "tokens hidden"], targets: Int[Tensor, " tokens"]

@@ -8,6 +8,7 @@ config, and :class:`RetainedLMHead` applies the same transform.
 """
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -239,6 +240,38 @@ class RetainedLMHead(nn.Module):
             targets,
             sequence_ids,
             num_sequences=num_sequences,
+            bias=self.bias,
+            softcap=self.softcap,
+            scale=self.scale,
+            chunk_size=chunk_size,
+            ignore_index=ignore_index,
+        )
+
+    @shape_checked
+    def logprob_loss(
+        self,
+        hidden_states: Float[Tensor, "tokens hidden"],
+        targets: Int[Tensor, " tokens"],
+        sequence_ids: Int[Tensor, " tokens"],
+        group_ids: Int[Tensor, " sequences"],
+        loss_fn: Callable[[Tensor], Tensor],
+        *,
+        ignore_index: int = -100,
+        chunk_size: int | None = None,
+    ) -> tuple[Float[Tensor, ""], Float[Tensor, " sequences"]]:
+        """``loss_fn`` of the per-sequence summed log-probs, fused into the head's pass (bounded memory).
+
+        :func:`rmreg.ops.fused_logprob_loss` with this head's weight, bias and logit transform: ``loss_fn`` maps
+        the summed log-probs [S] to a scalar, separably over the groups of ``group_ids`` (a pair's chosen and
+        rejected sequences); returns ``(loss, detached log-probs [S])``. One backward pass per forward pass.
+        """
+        return ops.fused_logprob_loss(
+            self._inputs(hidden_states),
+            self.weight,
+            targets,
+            sequence_ids,
+            group_ids,
+            loss_fn,
             bias=self.bias,
             softcap=self.softcap,
             scale=self.scale,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rmreg._typing import Tensor
+from rmreg._typing import Tensor, value_checks_enabled
 
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 """Least memory budget of one chunk's [chunk, V] work buffers, in bytes (see :func:`auto_chunk_size`)."""
@@ -83,7 +83,11 @@ def check_inputs(
     ignore_index: int,
     transform: LogitTransform,
 ) -> None:
-    """Raise ValueError naming the problem when the inputs do not fit the contract."""
+    """Raise ValueError naming the problem when the inputs do not fit the contract.
+
+    The checks of values (targets in range, finite hidden states) read the device; they are skipped where
+    :func:`rmreg._typing.value_checks_enabled` is off (inside the model's hot path, which checks its batch once).
+    """
     if hidden.dim() != 2 or weight.dim() != 2 or hidden.shape[1] != weight.shape[1]:
         raise ValueError(
             f"hidden must be [N, H] and weight [V, H] with the same H; got hidden {tuple(hidden.shape)} "
@@ -108,6 +112,8 @@ def check_inputs(
         raise ValueError(f"softcap must be a positive finite number or None; got {transform.softcap}")
     if transform.scale is not None and not math.isfinite(transform.scale):
         raise ValueError(f"scale must be a finite number or None; got {transform.scale}")
+    if not value_checks_enabled():
+        return
     bad = (targets != ignore_index) & ((targets < 0) | (targets >= weight.shape[0]))
     if bad.any():
         raise ValueError(
@@ -127,7 +133,8 @@ def check_sequence_ids(sequence_ids: Tensor, targets: Tensor, num_sequences: int
         )
     if num_sequences is None:
         num_sequences = int(sequence_ids.max()) + 1 if sequence_ids.numel() else 0
-    if sequence_ids.numel() and (sequence_ids.min() < 0 or sequence_ids.max() >= num_sequences):
+    in_range = (sequence_ids >= 0) & (sequence_ids < num_sequences)
+    if value_checks_enabled() and not bool(in_range.all()):
         raise ValueError(f"sequence_ids must lie in [0, num_sequences={num_sequences})")
     return num_sequences
 

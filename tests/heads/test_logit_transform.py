@@ -124,3 +124,26 @@ def test_lm_head_docstring_examples_run():
     from rmreg.heads import lm_head
 
     assert doctest.testmod(lm_head, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_fused_loss_of_a_soft_capped_head_matches_the_models_logits():
+    """The head's bounded fused loss (DPO-shaped, two pairs) against the model's own float64 logits."""
+    model = tiny_lm("gemma2")
+    ids = torch.randint(1, 64, (4, 9), generator=torch.Generator().manual_seed(1))
+    targets = torch.randint(0, 64, (4, 9), generator=torch.Generator().manual_seed(2))
+    head_weight = model.get_output_embeddings().weight
+
+    def dpo(logps):
+        return -torch.nn.functional.logsigmoid(0.1 * (logps[:2] - logps[2:])).mean()
+
+    expected = dpo(model(input_ids=ids).logits.log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1).sum(-1))
+    expected.backward()
+    expected_grad, head_weight.grad = head_weight.grad, None
+    with torch.no_grad():
+        hidden = model.base_model(input_ids=ids).last_hidden_state.reshape(36, -1)
+    head = RetainedLMHead.from_causal_lm(model, trainable=True)
+    sequence_ids = torch.arange(4).repeat_interleave(9)
+    loss, _ = head.logprob_loss(hidden, targets.reshape(-1), sequence_ids, torch.tensor([0, 1, 0, 1]), dpo)
+    loss.backward()
+    torch.testing.assert_close(loss, expected.detach(), atol=1e-10, rtol=0)
+    torch.testing.assert_close(head_weight.grad, expected_grad, atol=1e-10, rtol=1e-10)

@@ -5,7 +5,14 @@ import importlib
 
 import pytest
 
-MODULES = ["rmreg.ops", "rmreg.ops._common", "rmreg.ops.chunked", "rmreg.ops.fused", "rmreg.ops.reference"]
+MODULES = [
+    "rmreg.ops",
+    "rmreg.ops._common",
+    "rmreg.ops.chunked",
+    "rmreg.ops.fused",
+    "rmreg.ops.fused_loss",
+    "rmreg.ops.reference",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

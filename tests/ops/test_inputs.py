@@ -64,3 +64,18 @@ def test_bad_options_raise_value_error():
     with pytest.raises(ValueError, match="sequence_ids must be"):
         sequence_linear_logprobs(h, w, y, torch.zeros(5, dtype=torch.long))
     assert linear_logprobs(h, w, torch.full_like(y, -1), ignore_index=-1).eq(0).all()
+
+
+@rmreg.typechecking(False)
+def test_value_checks_are_skipped_in_the_models_hot_path():
+    """The model checks its batch once; inside its hot path the ops do not read the device to re-check values."""
+    from rmreg._typing import hot_path
+
+    h, w, _, y = make_inputs(6, 4, 9)
+    nan_hidden = h.detach().index_fill(0, torch.tensor([2]), float("nan"))
+    with pytest.raises(ValueError, match="NaN"):
+        linear_logprobs(nan_hidden, w, y)
+    with hot_path():
+        assert linear_logprobs(nan_hidden, w, y).isnan().any()
+        out = sequence_linear_logprobs(h, w, y, torch.tensor([0, 0, 0, 1, 1, 7]), num_sequences=8)
+    assert out.shape == (8,)

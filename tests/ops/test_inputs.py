@@ -71,7 +71,7 @@ def test_value_checks_are_skipped_in_the_models_hot_path():
     """The model checks its batch once; inside its hot path the ops do not read the device to re-check values."""
     from rmreg._typing import hot_path
 
-    h, w, _, y = make_inputs(6, 4, 9)
+    h, w, _, y = make_inputs(6, 4, 9, ignored=0.0)
     nan_hidden = h.detach().index_fill(0, torch.tensor([2]), float("nan"))
     with pytest.raises(ValueError, match="NaN"):
         linear_logprobs(nan_hidden, w, y)

@@ -14,22 +14,36 @@ Example:
     Needs('chosen_logps')
 """
 
+from rmreg.objectives.batch import BatchSumRegularizer
+from rmreg.objectives.beyond_pairs_presets import BEYOND_PAIRS_PRESETS
 from rmreg.objectives.composition import Objective, ObjectiveOutput, as_objective
 from rmreg.objectives.inputs import MODEL_INPUTS, Needs, PairInputs
 from rmreg.objectives.pairwise import BradleyTerry, RewardCentering
 from rmreg.objectives.presets import PRESETS, objective
+from rmreg.objectives.rankings import GroupDPORegularizer, ListwiseSoftmax, PlackettLuce
+from rmreg.objectives.ratings import OrdinalRating, RatingMSE
 from rmreg.objectives.regularizers import DPORegularizer, SFTRegularizer
 from rmreg.objectives.term import Term, register_term
+from rmreg.objectives.ties import Davidson, RaoKupper
 
 __all__ = [
+    "BEYOND_PAIRS_PRESETS",
     "MODEL_INPUTS",
     "PRESETS",
+    "BatchSumRegularizer",
     "BradleyTerry",
     "DPORegularizer",
+    "Davidson",
+    "GroupDPORegularizer",
+    "ListwiseSoftmax",
     "Needs",
     "Objective",
     "ObjectiveOutput",
+    "OrdinalRating",
     "PairInputs",
+    "PlackettLuce",
+    "RaoKupper",
+    "RatingMSE",
     "RewardCentering",
     "SFTRegularizer",
     "Term",

@@ -7,6 +7,7 @@ https://arxiv.org/abs/2406.10216), α = 0.01 and β = 0.1 in the paper.
 from collections.abc import Callable
 
 from rmreg import functional
+from rmreg.objectives.beyond_pairs_presets import BEYOND_PAIRS_PRESETS, beyond_pairs_objective
 from rmreg.objectives.composition import Objective
 from rmreg.objectives.pairwise import BradleyTerry
 from rmreg.objectives.regularizers import DPORegularizer, SFTRegularizer
@@ -72,8 +73,13 @@ def objective(name: str, *, alpha: float = 0.01, beta: float = 0.1, label_smooth
           )
         )
     """
+    if name in BEYOND_PAIRS_PRESETS:
+        return beyond_pairs_objective(name, alpha=alpha, beta=beta)
     if name not in PRESETS:
-        raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(PRESETS)}")
+        raise ValueError(
+            f"unknown objective {name!r}; choose one of {', '.join(PRESETS)}, or beyond pairs: "
+            f"{', '.join(BEYOND_PAIRS_PRESETS)}"
+        )
     if not (isinstance(alpha, (int, float)) and 0.0 <= alpha <= 1.0):
         raise ValueError(f"alpha must be in [0, 1] (the regularizer's weight), got {alpha!r}")
     functional._check_beta(beta)

@@ -161,13 +161,15 @@ class DeviceReads(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize(("name", "most"), [("bt", 1), ("grm-sft", 4), ("grm-dpo-noref", 4)])
+@pytest.mark.parametrize(("name", "most"), [("bt", 1), ("grm-sft", 4), ("grm-dpo-noref", 4), ("grm-dpo", 7)])
 def test_device_reads_per_forward(name: str, most: int) -> None:
-    """One read checks the batch's values; the LM head's response-token selection and the fused op make the rest.
+    """One read checks the batch's values; selecting the response tokens and the LM-head op's spans make the rest
+    (15 reads for a grm-sft forward before the outputs/loss split).
 
     A GPU pays a synchronization for each read; the model keeps them few and independent of the batch size.
     """
-    model = model_for(make_objective(name), dtype=torch.float32).train()
+    reference = "copy" if name == "grm-dpo" else None  # the reference pass selects its response tokens too
+    model = model_for(make_objective(name), dtype=torch.float32, reference=reference).train()
     for pairs in (PAIRS, PAIRS * 4):
         batch = PairCollator(TOK)(pairs)
         with rmreg.typechecking(False), DeviceReads() as counter:

@@ -11,17 +11,22 @@
 from rmreg.data.collation import PaddingSide, PairCollator, collate_pairs, collate_texts, pad_rows
 from rmreg.data.encoding import EncodedPair, Message, encode_pair, encode_text, per_pair_columns
 from rmreg.data.layout import IGNORE_INDEX, Layout, join_pairs, pair_order, split_pairs
+from rmreg.data.rankings import BinarizeStrategy, RankedExample, binarize, parse_ranked, parse_rankings
+from rmreg.data.ties import tie_flags, with_tie_flags
 from rmreg.data.truncation import TruncationPolicy, TruncationStats, truncate_pair
 
 __all__ = [
     "IGNORE_INDEX",
+    "BinarizeStrategy",
     "EncodedPair",
     "Layout",
     "Message",
     "PaddingSide",
     "PairCollator",
+    "RankedExample",
     "TruncationPolicy",
     "TruncationStats",
+    "binarize",
     "collate_pairs",
     "collate_texts",
     "encode_pair",
@@ -29,7 +34,11 @@ __all__ = [
     "join_pairs",
     "pad_rows",
     "pair_order",
+    "parse_ranked",
+    "parse_rankings",
     "per_pair_columns",
     "split_pairs",
+    "tie_flags",
     "truncate_pair",
+    "with_tie_flags",
 ]

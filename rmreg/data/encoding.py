@@ -1,17 +1,28 @@
 """Encoding: one preference example (text, conversational or pre-tokenized) as token ids.
 
+The ids of a row are the ids TRL's ``RewardTrainer`` builds for it: the *joined* prompt and response are
+tokenized as one text (or one conversation), so that a BPE merge across the prompt/response boundary is the
+merge the tokenizer makes. The prompt part of a row is the longest common prefix of the joined ids and the ids
+of the prompt alone (TRL's ``common_prefix_length`` rule of its DPO and SFT trainers); for a pair, the shorter of
+the two rows' prefixes, so that the prompt is shared. Training (:class:`~rmreg.data.PairCollator`), scoring
+(:func:`~rmreg.data.collate_texts`, ``score_texts``) and the CLI all tokenize through :func:`encode_text`, so
+they see the same ids.
+
 Accepted example formats:
 
 * text: ``{"prompt": str, "chosen": str, "rejected": str}``; without ``prompt`` the whole text is the response.
-  The tokenizer's special tokens (e.g. BOS) are added to the prompt and ``eos_token`` is appended to each
-  response (``add_eos``). Text is not passed through the chat template.
-* conversational (TRL style): ``chosen`` and ``rejected`` are lists of ``{"role", "content"}`` messages. With
-  an explicit ``prompt`` (a message list) they are the completions; without one, the prompt is every message
-  but the last, which must be the assistant's and the only difference between the two. Rendered with the
-  tokenizer's chat template.
-* pre-tokenized: ``{"prompt_ids"?: list[int], "chosen_ids": list[int], "rejected_ids": list[int]}``; the
-  ids of the responses are used as given (no EOS added); without ``prompt_ids`` the whole row is the response
-  (as in TRL's tokenized ``chosen_ids``/``rejected_ids`` columns, which do not separate the prompt).
+  Each row is ``tokenizer(prompt + response + eos_token)`` (special tokens such as BOS added, ``eos_token``
+  appended unless the response ends with it, as TRL does; ``add_eos=False`` leaves it out). Text is not passed
+  through the chat template.
+* conversational (TRL style): ``chosen`` and ``rejected`` are lists of ``{"role", "content"}`` messages. With an
+  explicit ``prompt`` (a message list) they are the completions, and a row is the chat template's rendering of
+  ``prompt + completion``; the prompt alone is rendered with the generation prompt. Without a ``prompt``, the
+  prompt is the messages that ``chosen`` and ``rejected`` share at their start (all but the last at most), as
+  TRL's ``extract_prompt`` finds it. Optional columns ``tools`` (a list, or its JSON text) and
+  ``chat_template_kwargs`` (a mapping) are passed to ``apply_chat_template``, as TRL passes them.
+* pre-tokenized: ``{"prompt_ids"?: list[int], "chosen_ids": list[int], "rejected_ids": list[int]}``; the ids of
+  the responses are used as given (no EOS added); without ``prompt_ids`` the whole row is the response (as in
+  TRL's tokenized ``chosen_ids``/``rejected_ids`` columns, which do not separate the prompt).
 
 Every other column whose value is a number or a bool (``margin``, ``ref_chosen_logps``, a rating, a ``tie``
 flag, a column rmreg has never heard of) is kept as a per-pair column under its own name and reaches the
@@ -20,11 +31,21 @@ out.
 """
 
 import dataclasses
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["TEXT_COLUMNS", "EncodedPair", "Message", "encode_pair", "encode_text", "is_messages", "per_pair_columns"]
+__all__ = [
+    "TEXT_COLUMNS",
+    "EncodedPair",
+    "Message",
+    "common_prefix_length",
+    "encode_pair",
+    "encode_text",
+    "is_messages",
+    "per_pair_columns",
+]
 
 Message = Mapping[str, Any]
 
@@ -64,80 +85,125 @@ def is_messages(value: object) -> bool:
     return isinstance(value, (list, tuple)) and all(isinstance(m, Mapping) and "role" in m for m in value)
 
 
-def _ids(tokenizer: Any, text: str, *, special: bool) -> list[int]:
-    return list(tokenizer(text, add_special_tokens=special)["input_ids"])
+def common_prefix_length(ids: Sequence[int], other: Sequence[int]) -> int:
+    """Number of leading tokens ``ids`` and ``other`` have in common.
+
+    Example:
+        >>> common_prefix_length([1, 5, 9], [1, 5, 7, 2])
+        2
+    """
+    length = 0
+    for token, other_token in zip(ids, other, strict=False):
+        if token != other_token:
+            break
+        length += 1
+    return length
 
 
-def _encode_text(tokenizer: Any, prompt: str, response: str, add_eos: bool) -> tuple[list[int], list[int]]:
-    prompt_ids = _ids(tokenizer, prompt, special=True)
-    response_ids = _ids(tokenizer, response, special=False)
-    if add_eos:
-        if tokenizer.eos_token_id is None:
-            raise ValueError("add_eos=True but the tokenizer has no eos_token; set one or pass add_eos=False")
-        if not response_ids or response_ids[-1] != tokenizer.eos_token_id:
-            response_ids.append(tokenizer.eos_token_id)
-    return prompt_ids, response_ids
+def _text_ids(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer(text)["input_ids"])  # with special tokens, as TRL calls the tokenizer
 
 
-def _encode_chat(
-    tokenizer: Any, prompt: Sequence[Message], completion: Sequence[Message]
-) -> tuple[list[int], list[int]]:
+def _chat_ids(tokenizer: Any, messages: Sequence[Message], options: Mapping[str, Any], *, prompt: bool) -> list[int]:
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(
             "conversational examples need a tokenizer with a chat template (tokenizer.chat_template is unset)"
         )
-    prompt_text = tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
-    full_text = tokenizer.apply_chat_template([*prompt, *completion], tokenize=False)
-    if not full_text.startswith(prompt_text):
-        raise ValueError(
-            "the chat template does not render the prompt (with generation prompt) as a prefix of the "
-            "conversation, so the response tokens cannot be told apart"
-        )
-    return _ids(tokenizer, prompt_text, special=False), _ids(tokenizer, full_text[len(prompt_text) :], special=False)
+    rendered = tokenizer.apply_chat_template(
+        list(messages), tokenize=True, return_dict=True, add_generation_prompt=prompt, **options
+    )
+    return list(rendered["input_ids"])
 
 
-def _implicit_prompt(chosen: Sequence[Message], rejected: Sequence[Message]) -> list[Message]:
-    if not chosen or not rejected or chosen[-1].get("role") != "assistant" or rejected[-1].get("role") != "assistant":
-        raise ValueError("without a 'prompt', chosen and rejected must each end with an assistant message")
-    if list(chosen[:-1]) != list(rejected[:-1]):
-        raise ValueError(
-            "without a 'prompt', chosen and rejected must share every message but the last; "
-            "pass an explicit 'prompt' column"
-        )
-    return list(chosen[:-1])
+def _with_eos(tokenizer: Any, response: str, add_eos: bool) -> str:
+    if not add_eos:
+        return response
+    if tokenizer.eos_token is None:
+        raise ValueError("add_eos=True but the tokenizer has no eos_token; set one or pass add_eos=False")
+    return response if response.endswith(tokenizer.eos_token) else response + tokenizer.eos_token
+
+
+def _rows(
+    tokenizer: Any,
+    prompt: str | Sequence[Message],
+    responses: Sequence[str | Sequence[Message]],
+    *,
+    add_eos: bool,
+    chat_template_kwargs: Mapping[str, Any] | None,
+) -> tuple[list[int], list[list[int]]]:
+    """The prompt's own ids and the joined ids of ``prompt + response`` for each response."""
+    if isinstance(prompt, str) and all(isinstance(response, str) for response in responses):
+        rows = [_text_ids(tokenizer, prompt + _with_eos(tokenizer, str(response), add_eos)) for response in responses]
+        return _text_ids(tokenizer, prompt), rows
+    if is_messages(prompt) and all(is_messages(response) for response in responses):
+        options = dict(chat_template_kwargs or {})
+        rows = [_chat_ids(tokenizer, [*prompt, *response], options, prompt=False) for response in responses]  # type: ignore[misc]
+        if not prompt:  # nothing to render: the whole conversation is the response
+            return [], rows
+        return _chat_ids(tokenizer, prompt, options, prompt=True), rows  # type: ignore[arg-type]
+    kinds = ", ".join(type(part).__name__ for part in (prompt, *responses))
+    raise ValueError(
+        "prompt and response must both be strings or both be lists of {'role', 'content'} messages (prompt, chosen "
+        f"and rejected alike); got {kinds}"
+    )
 
 
 def encode_text(
-    tokenizer: Any, prompt: str | Sequence[Message], response: str | Sequence[Message], *, add_eos: bool = True
+    tokenizer: Any,
+    prompt: str | Sequence[Message],
+    response: str | Sequence[Message],
+    *,
+    add_eos: bool = True,
+    chat_template_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[list[int], list[int]]:
-    """Token ids of one prompt and one response, the way :class:`~rmreg.data.PairCollator` builds a row.
+    """Token ids of one row, ``prompt + response`` tokenized together, split where the prompt's own ids end.
 
-    Text is tokenized as two parts (the prompt with the tokenizer's special tokens, the response without, plus
-    ``eos_token`` if ``add_eos``); message lists are rendered with the chat template and split where the
-    prompt (with its generation prompt) ends.
+    The row is ``tokenizer(prompt + response + eos_token)`` for text (``eos_token`` only if ``add_eos`` and the
+    response does not end with it) or the chat template's rendering of the messages ``prompt + response``; its
+    prompt part is the longest prefix it shares with the prompt's own ids (the prompt alone for text, rendered
+    with the generation prompt for messages). See the module docstring.
 
     Args:
         tokenizer: a Hugging Face tokenizer.
         prompt: prompt text, or the prompt's messages.
         response: response text, or the completion's messages.
         add_eos: append ``eos_token`` to a text response that does not end with it.
+        chat_template_kwargs: keyword arguments for ``apply_chat_template`` (e.g. ``tools``).
 
     Returns:
-        ``(prompt_ids, response_ids)``.
+        ``(prompt_ids, response_ids)``, whose concatenation is the row.
 
     Example:
         >>> from rmreg.testing import tiny_tokenizer
         >>> encode_text(tiny_tokenizer(), "Q", "A")
         ([1, 50], [34, 2])
     """
-    if isinstance(prompt, str) and isinstance(response, str):
-        return _encode_text(tokenizer, prompt, response, add_eos)
-    if is_messages(prompt) and is_messages(response):
-        return _encode_chat(tokenizer, prompt, response)  # type: ignore[arg-type]
-    raise ValueError(
-        "prompt and response must both be strings or both be lists of {'role', 'content'} messages; got "
-        f"{type(prompt).__name__} and {type(response).__name__}"
+    prompt_ids, (row,) = _rows(
+        tokenizer, prompt, [response], add_eos=add_eos, chat_template_kwargs=chat_template_kwargs
     )
+    split = common_prefix_length(prompt_ids, row)
+    return row[:split], row[split:]
+
+
+def _shared_messages(chosen: Sequence[Message], rejected: Sequence[Message]) -> int:
+    """How many messages ``chosen`` and ``rejected`` share at their start (all but the last at most)."""
+    shared = common_prefix_length(list(chosen), list(rejected))  # type: ignore[arg-type]
+    return min(shared, len(chosen) - 1, len(rejected) - 1)
+
+
+def _chat_template_kwargs(example: Mapping[str, Any]) -> dict[str, Any]:
+    """``tools`` (a list or its JSON text) and ``chat_template_kwargs`` of an example, as TRL reads them."""
+    tools = example.get("tools")
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"the 'tools' column is not valid JSON ({error}): {tools[:80]!r}") from error
+    options = {} if tools is None else {"tools": tools}
+    extra = example.get("chat_template_kwargs") or {}
+    if not isinstance(extra, Mapping):
+        raise ValueError(f"the 'chat_template_kwargs' column must hold a mapping, got {type(extra).__name__}")
+    return {**options, **extra}
 
 
 def per_pair_columns(example: Mapping[str, Any]) -> dict[str, float | bool]:
@@ -169,16 +235,17 @@ def encode_pair(tokenizer: Any, example: Mapping[str, Any], *, add_eos: bool = T
 
     Args:
         tokenizer: a Hugging Face tokenizer (unused for pre-tokenized examples).
-        example: a mapping with ``chosen``/``rejected`` (text or messages, optional ``prompt``) or
-            ``chosen_ids``/``rejected_ids`` (optional ``prompt_ids``), and any numeric per-pair columns.
+        example: a mapping with ``chosen``/``rejected`` (text or messages, optional ``prompt``, ``tools`` and
+            ``chat_template_kwargs``) or ``chosen_ids``/``rejected_ids`` (optional ``prompt_ids``), and any numeric
+            per-pair columns.
         add_eos: append ``eos_token`` to text responses.
 
     Returns:
-        The :class:`EncodedPair`.
+        The :class:`EncodedPair`: ``prompt_ids + chosen_ids`` and ``prompt_ids + rejected_ids`` are the rows.
 
     Raises:
-        ValueError: missing columns, mixed formats, a conversational example without chat template, an
-            implicit prompt that chosen and rejected do not share, an empty response, or a NaN per-pair value.
+        ValueError: missing columns, mixed formats, a conversational example without chat template, an empty
+            response, or a NaN per-pair value.
 
     Example:
         >>> from rmreg.testing import tiny_tokenizer
@@ -189,20 +256,21 @@ def encode_pair(tokenizer: Any, example: Mapping[str, Any], *, add_eos: bool = T
     columns = per_pair_columns(example)
     if "chosen_ids" in example and "rejected_ids" in example:
         prompt_ids = list(example.get("prompt_ids") or [])
-        chosen, rejected = list(example["chosen_ids"]), list(example["rejected_ids"])
-    elif "chosen" in example and "rejected" in example:
-        chosen_raw, rejected_raw = example["chosen"], example["rejected"]
-        prompt = example.get("prompt")
-        if prompt is None and is_messages(chosen_raw):
-            prompt = _implicit_prompt(chosen_raw, rejected_raw)
-            chosen_raw, rejected_raw = chosen_raw[-1:], rejected_raw[-1:]
-        elif prompt is None:
-            prompt = ""
-        prompt_ids, chosen = encode_text(tokenizer, prompt, chosen_raw, add_eos=add_eos)
-        _, rejected = encode_text(tokenizer, prompt, rejected_raw, add_eos=add_eos)
-    else:
+        return EncodedPair(tuple(prompt_ids), tuple(example["chosen_ids"]), tuple(example["rejected_ids"]), columns)
+    if "chosen" not in example or "rejected" not in example:
         raise ValueError(
             "a preference example needs 'chosen' and 'rejected' (text or messages) or 'chosen_ids' and "
             f"'rejected_ids'; got keys {sorted(example)}"
         )
-    return EncodedPair(tuple(prompt_ids), tuple(chosen), tuple(rejected), columns)
+    chosen, rejected, prompt = example["chosen"], example["rejected"], example.get("prompt")
+    if prompt is None and is_messages(chosen) and is_messages(rejected):
+        shared = _shared_messages(chosen, rejected)
+        prompt, chosen, rejected = list(chosen[:shared]), list(chosen[shared:]), list(rejected[shared:])
+    elif prompt is None:
+        prompt = ""
+    prompt_ids, rows = _rows(
+        tokenizer, prompt, [chosen, rejected], add_eos=add_eos, chat_template_kwargs=_chat_template_kwargs(example)
+    )
+    split = min(common_prefix_length(prompt_ids, row) for row in rows)
+    chosen_row, rejected_row = rows
+    return EncodedPair(tuple(chosen_row[:split]), tuple(chosen_row[split:]), tuple(rejected_row[split:]), columns)

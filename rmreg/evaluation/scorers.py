@@ -123,6 +123,7 @@ def sequence_classifier_scorer(
     max_length: int | None = None,
     chat_template: bool = False,
     add_eos: bool = True,
+    trust_remote_code: bool = False,
 ) -> Scorer:
     """A scorer for a ``transformers`` sequence classifier with one output (a reward model's logit).
 
@@ -141,6 +142,8 @@ def sequence_classifier_scorer(
         max_length: keep at most the last ``max_length`` tokens of each row.
         chat_template: score ``(prompt, response)`` items as user/assistant conversations (see the module doc).
         add_eos: append ``eos_token`` to text responses (as rmreg's collator does in training).
+        trust_remote_code: load a directory whose model class is its own code (``auto_map`` in its config, as
+            rmreg's export writes for heads other than a bias-free linear one); that code runs on this machine.
 
     Raises:
         ValueError: a classifier with more than one output (``num_labels`` must be 1), or a tokenizer with neither
@@ -163,7 +166,9 @@ def sequence_classifier_scorer(
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         directory = Path(model)
-        model = AutoModelForSequenceClassification.from_pretrained(directory, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            directory, local_files_only=True, trust_remote_code=trust_remote_code
+        )
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
     if tokenizer is None:

@@ -77,10 +77,15 @@ class Meter:
         else:
             self.baseline = reset_peak()
 
-    def times(self, run: Callable[[], Any], repeats: int) -> dict[str, list[float]]:
-        """Wall-clock and CPU seconds per call of ``run`` for ``repeats`` calls after one warm-up call."""
+    def times(self, run: Callable[[], Any], repeats: int, budget_s: float | None = None) -> dict[str, list[float]]:
+        """Wall-clock and CPU seconds per call of ``run`` for ``repeats`` calls after one warm-up call.
+
+        With ``budget_s``, a case whose warm-up shows that ``repeats`` calls would take longer runs only as many as
+        fit (at least one), so that a slow provider keeps its process to a few minutes; the caller reports how many.
+        """
         times: dict[str, list[float]] = {"times": [], "cpu_times": []}
-        for i in range(repeats + 1):
+        i = 0
+        while i <= repeats:
             cpu = time.process_time()
             if self.cuda:
                 start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -96,6 +101,9 @@ class Meter:
             if i:  # the first call is the warm-up
                 times["times"].append(elapsed)
                 times["cpu_times"].append(time.process_time() - cpu)
+            elif budget_s is not None:
+                repeats = max(1, min(repeats, int(budget_s / max(elapsed, 1e-9)) - 1))
+            i += 1
         return times
 
     def extra_bytes(self) -> int:
@@ -186,7 +194,7 @@ def have_matplotlib() -> bool:
 
 
 def bar_plot(path: Path, groups: list[str], panels: list[tuple[str, dict[str, list[float]]]]) -> None:
-    """One panel per (y label, {series: value per group}); grouped bars, log scale, NaN bars left out."""
+    """One panel per (y label, {series: value per group}); grouped bars on linear axes from zero, NaN bars left out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,7 +207,7 @@ def bar_plot(path: Path, groups: list[str], panels: list[tuple[str, dict[str, li
             ax.bar([x + i * width for x in range(len(groups))], values, width, label=name)
         ax.set_xticks([x + 0.4 - width / 2 for x in range(len(groups))], groups, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(ylabel)
-        ax.set_yscale("log")
+        ax.set_ylim(bottom=0)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -10,10 +10,15 @@ response = the second half) and takes one step: forward, backward, ``torch.optim
 * ``dpo``: ``rmreg.objective("grm-dpo")`` with reference log-probs precomputed and passed with the batch;
 * ``dpo-copy``: the same with ``reference="copy"``: a frozen copy of the LM scores every batch (no autograd).
 
-Providers of the summed response log-probs (the model is the same; only ``rmreg._backbone.response_logprobs``,
+Providers of the summed response log-probs (the model is the same; only ``rmreg.model.causal_lm.response_logprobs``,
 through which the model gets them, is swapped for the step):
 
-* ``rmreg``: the model as it is (:func:`rmreg.ops.sequence_linear_logprobs`, the fused path);
+* ``rmreg``: the model as it is (:func:`rmreg.ops.sequence_linear_logprobs`, per-sequence buffers capped at 3);
+* ``fused``: the same loss with the regularizer through :func:`rmreg.ops.fused_logprob_loss` (bounded memory,
+  no recompute), computed here from the model's parts (backbone hidden states, reward head, retained LM head),
+  since the model does not call that op yet; its first-step loss equals the model's (``loss`` column);
+* ``torch``: ``torch.nn.functional.linear_cross_entropy(reduction="none")`` with ``batch_chunk_size`` = rmreg's
+  chunk (torch ≥ 2.13), per-row sum;
 * ``naive``: "lean naive": logits only for the response tokens of the rows the term needs, fp32
   ``log_softmax``, ``gather``, per-row sum;
 * ``official``: official-code style: logits and fp32 ``log_softmax`` for every position of every row,
@@ -45,12 +50,14 @@ import torch.nn.functional as F
 import transformers
 
 import rmreg
-from rmreg import _backbone
+from rmreg import functional, ops
 from rmreg.data import IGNORE_INDEX
 from rmreg.model import RegularizedRewardModel
+from rmreg.model import causal_lm as _backbone
 
 OBJECTIVES = {"bt": "bt", "sft": "grm-sft", "dpo-noref": "grm-dpo-noref", "dpo": "grm-dpo", "dpo-copy": "grm-dpo"}
-PROVIDERS = ("rmreg", "naive", "official")
+PROVIDERS = ("rmreg", "fused", "torch", "naive", "official")
+ALPHA, BETA = 0.01, 0.1  # the presets' defaults
 HEADS = ("trainable", "frozen")
 PRESETS = {  # model shapes; "gemma-2b" is Gemma-2B's (tied head, multi-query attention) with random weights
     "tiny-llama": {"family": "llama", "hidden": 256, "layers": 4, "heads": 4, "kv_heads": 4, "mlp": 1024},
@@ -134,10 +141,55 @@ def official_logprobs(hidden, labels, rows, head):
     return (token_logps * mask).sum(-1)[rows]
 
 
+def torch_logprobs(hidden, labels, rows, head):
+    """Summed log-probs of ``rows`` through torch's chunked ``linear_cross_entropy`` (rmreg's chunk size)."""
+    row_of_token, position = (labels[rows, 1:] != IGNORE_INDEX).nonzero(as_tuple=True)
+    source = rows[row_of_token]
+    chunk = ops.auto_chunk_size(*head.weight.shape)
+    options = torch.nn.LinearCrossEntropyOptions(chunking_method=None, batch_chunk_size=chunk)
+    inputs = hidden[source, position].to(head.weight.dtype)
+    token_logps = -F.linear_cross_entropy(
+        inputs, head.weight, labels[source, position + 1], linear_bias=head.bias, reduction="none", options=options
+    )
+    return token_logps.float().new_zeros(len(rows)).index_add(0, row_of_token, token_logps.float())
+
+
 def provider(name: str):
     """Context in which the model computes its response log-probs with the named provider."""
-    replacement = {"naive": lean_naive_logprobs, "official": official_logprobs}.get(name)
+    replacement = {"naive": lean_naive_logprobs, "official": official_logprobs, "torch": torch_logprobs}.get(name)
     return nullcontext() if replacement is None else mock.patch.object(_backbone, "response_logprobs", replacement)
+
+
+def fused_step_loss(model: RegularizedRewardModel, batch: dict, objective: str) -> torch.Tensor:
+    """(1 − α)·BT + α·regularizer with the regularizer fused into the LM-head pass (concat layout, P pairs)."""
+    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    pairs = ids.shape[0] // 2
+    hidden = _backbone.final_hidden_states(model.causal_lm, ids, mask)
+    rewards = model.reward_head(_backbone.pool_last(hidden, mask)).reshape(-1).float()
+    bt = functional.bradley_terry_loss(rewards[:pairs], rewards[pairs:])
+    if objective == "bt":
+        return bt
+    rows = torch.arange(pairs if objective == "sft" else 2 * pairs, device=ids.device)
+    if objective == "dpo-copy":
+        ref = torch.cat(model.reference_logps(ids, mask, labels))
+    elif objective == "dpo":
+        ref = torch.cat([batch["ref_chosen_logps"], batch["ref_rejected_logps"]])
+
+    def loss_fn(logps):
+        if objective == "sft":
+            return ALPHA * functional.sft_regularizer(logps, beta=BETA)
+        if objective == "dpo-noref":
+            return ALPHA * functional.dpo_regularizer(logps[:pairs], logps[pairs:], beta=BETA)
+        refs = ref[:pairs], ref[pairs:]
+        return ALPHA * functional.dpo_regularizer(logps[:pairs], logps[pairs:], *refs, beta=BETA)
+
+    row_of_token, position = (labels[rows, 1:] != IGNORE_INDEX).nonzero(as_tuple=True)
+    source = rows[row_of_token]
+    group_ids = torch.arange(len(rows)) % pairs
+    reg, _ = model.retained_lm_head.logprob_loss(
+        hidden[source, position], labels[source, position + 1], row_of_token, group_ids, loss_fn
+    )
+    return (1 - ALPHA) * bt + reg
 
 
 def build_case(cfg: Config, case: Case) -> tuple[RegularizedRewardModel, dict]:
@@ -159,7 +211,7 @@ def build_case(cfg: Config, case: Case) -> tuple[RegularizedRewardModel, dict]:
 # --- one case per process -----------------------------------------------------------------------------------
 
 
-def worker(cfg: Config, case: Case, repeats: int) -> dict:
+def worker(cfg: Config, case: Case, repeats: int, case_seconds: float) -> dict:
     """Build the case in this process, then time SGD steps and measure their extra peak memory."""
     torch.set_num_threads(cfg.threads)
     model, batch = build_case(cfg, case)
@@ -170,13 +222,16 @@ def worker(cfg: Config, case: Case, repeats: int) -> dict:
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with provider(case.provider):
-            loss = model(**batch).loss
+        if case.provider == "fused":
+            loss = fused_step_loss(model, batch, case.objective)
+        else:
+            with provider(case.provider):
+                loss = model(**batch).loss
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
 
-    return {**meter.times(step, repeats), "extra_bytes": meter.extra_bytes(), "loss": losses[0]}
+    return {**meter.times(step, repeats, budget_s=case_seconds), "extra_bytes": meter.extra_bytes(), "loss": losses[0]}
 
 
 # --- driver -------------------------------------------------------------------------------------------------
@@ -190,6 +245,7 @@ class Row:
     objective: str
     head: str
     provider: str
+    repeats: int
     time_s: float
     time_iqr_s: float
     cpu_s: float
@@ -197,6 +253,7 @@ class Row:
     time_vs_naive: float
     extra_peak_gb: float
     extra_over_bt_gb: float
+    extra_over_bt_vs_weight_grad: float
     loss: float
     load: float
 
@@ -205,6 +262,7 @@ COLUMNS = {
     "objective": "objective",
     "head": "LM head",
     "provider": "provider",
+    "repeats": "n",
     "time_s": "wall (s)",
     "time_iqr_s": "IQR",
     "cpu_s": "CPU (s)",
@@ -212,6 +270,7 @@ COLUMNS = {
     "time_vs_naive": "× lean naive",
     "extra_peak_gb": "extra peak (GB)",
     "extra_over_bt_gb": "over BT (GB)",
+    "extra_over_bt_vs_weight_grad": "over BT (× dW)",
     "loss": "loss (1st step)",
     "load": "load",
 }
@@ -221,7 +280,9 @@ QUICK_CASES = [  # every provider, both heads, a reference copy; few processes
     Case("bt", "-", "-"),
     Case("sft", "trainable", "rmreg"),
     Case("sft", "trainable", "naive"),
+    Case("sft", "trainable", "fused"),
     Case("dpo-copy", "frozen", "official"),
+    Case("dpo-copy", "frozen", "fused"),
 ]
 
 
@@ -240,6 +301,7 @@ def cases_for(args: argparse.Namespace) -> list[Case]:
 def make_rows(cfg: Config, results: dict[Case, dict]) -> list[Row]:
     bt = results.get(Case("bt", "-", "-"))
     clock = _harness.clock(cfg.device)
+    weight_grad = 4 * cfg.vocab * PRESETS[cfg.preset]["hidden"]  # dW: the LM head's weight gradient in fp32
     rows = []
     for case, res in results.items():
         time_s = _harness.median(res[clock])
@@ -252,6 +314,7 @@ def make_rows(cfg: Config, results: dict[Case, dict]) -> list[Row]:
                 objective=case.objective,
                 head=case.head,
                 provider=case.provider,
+                repeats=len(res["times"]),
                 time_s=_harness.median(res["times"]),
                 time_iqr_s=_harness.iqr(res["times"]),
                 cpu_s=_harness.median(res["cpu_times"]),
@@ -259,6 +322,9 @@ def make_rows(cfg: Config, results: dict[Case, dict]) -> list[Row]:
                 time_vs_naive=time_s / _harness.median(naive[clock]) if naive else float("nan"),
                 extra_peak_gb=res["extra_bytes"] / 1e9,
                 extra_over_bt_gb=(res["extra_bytes"] - bt["extra_bytes"]) / 1e9 if bt else float("nan"),
+                extra_over_bt_vs_weight_grad=(res["extra_bytes"] - bt["extra_bytes"]) / weight_grad
+                if bt
+                else float("nan"),
                 loss=res["loss"],
                 load=res["load"],
             )
@@ -289,7 +355,7 @@ def write_outputs(rows: list[Row], args: argparse.Namespace, cfg: Config) -> Non
             )
             for label, name in (
                 ("step time / Bradley–Terry step", "time_vs_bt"),
-                ("extra peak memory (GB)", "extra_peak_gb"),
+                ("extra peak over the Bradley–Terry step / dW", "extra_over_bt_vs_weight_grad"),
             )
         ]
         _harness.bar_plot(out / "bench_step.png", groups, panels)
@@ -301,12 +367,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=PRESETS, default="tiny-llama")
     parser.add_argument("--vocab", type=int, default=None, help="default: 128,000 (256,000 for gemma-2b)")
     parser.add_argument("--tokens", type=int, default=None, help="tokens per row; default 512 (1024 for gemma-2b)")
-    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES))
     parser.add_argument("--heads", nargs="+", choices=HEADS, default=list(HEADS))
     parser.add_argument("--providers", nargs="+", choices=PROVIDERS, default=list(PROVIDERS))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--case-seconds", type=float, default=150.0, help="fewer repeats when a case is slower")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of all cases (times pooled)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -325,11 +392,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.worker:
         job = json.loads(args.worker)
-        print(json.dumps(worker(Config(**job["cfg"]), Case(**job["case"]), job["repeats"])))
+        print(json.dumps(worker(Config(**job["cfg"]), Case(**job["case"]), job["repeats"], job["budget"])))
         return
     cfg = Config(args.preset, args.vocab, args.tokens, args.pairs, args.dtype, args.device, args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    job = {"cfg": asdict(cfg), "repeats": args.repeats}
+    job = {"cfg": asdict(cfg), "repeats": args.repeats, "budget": args.case_seconds}
     results = _harness.run_rounds(
         cases_for(args),
         args.rounds,

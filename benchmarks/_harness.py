@@ -81,7 +81,8 @@ class Meter:
         """Wall-clock and CPU seconds per call of ``run`` for ``repeats`` calls after one warm-up call.
 
         With ``budget_s``, a case whose warm-up shows that ``repeats`` calls would take longer runs only as many as
-        fit (at least one), so that a slow provider keeps its process to a few minutes; the caller reports how many.
+        fit (at least one), and one whose warm-up alone took more than half of it keeps the warm-up as its only
+        sample, so that a slow provider keeps its process to a few minutes; the caller reports how many.
         """
         times: dict[str, list[float]] = {"times": [], "cpu_times": []}
         i = 0
@@ -101,8 +102,12 @@ class Meter:
             if i:  # the first call is the warm-up
                 times["times"].append(elapsed)
                 times["cpu_times"].append(time.process_time() - cpu)
+            elif budget_s is not None and elapsed > budget_s / 2:  # too slow to repeat: the warm-up is the sample
+                times["times"].append(elapsed)
+                times["cpu_times"].append(time.process_time() - cpu)
+                break
             elif budget_s is not None:
-                repeats = max(1, min(repeats, int(budget_s / max(elapsed, 1e-9)) - 1))
+                repeats = max(1, min(repeats, int(budget_s / elapsed) - 1))
             i += 1
         return times
 

@@ -13,7 +13,9 @@ Providers of the regularizer's log-probs log π(y|x):
 * ``chunked``: :func:`rmreg.ops.linear_logprobs` then a per-sequence sum.
 * ``sequence``: :func:`rmreg.ops.sequence_linear_logprobs` (per-sequence buffers, capped at 3, then recompute).
 * ``fused``: :func:`rmreg.ops.fused_logprob_loss`, the regularizer itself fused into the LM-head pass, one pair
-  (group) at a time: memory bounded for any number of pairs, no recompute.
+  (group) at a time, declaring ``sequence_weights`` (+1 chosen, −1 rejected: one weight-gradient buffer): memory
+  bounded for any number of pairs, no recompute; ``fused-groups``: the same without the declaration (one buffer
+  per sequence of a pair).
 * ``torch``: ``torch.nn.functional.linear_cross_entropy(..., reduction="none", options=LinearCrossEntropyOptions())``
   (torch ≥ 2.13; its automatic chunk size); ``torch-chunk``: the same with ``batch_chunk_size`` = rmreg's chunk.
 * ``liger`` / ``cce``: Liger-Kernel's fused linear cross-entropy and cut-cross-entropy, only when installed
@@ -153,9 +155,13 @@ def regularizer_loss(provider: str, inputs: dict, objective: str, cfg: Config):
     hidden, weight, targets = inputs["hidden"][:n], inputs["weight"], inputs["targets"][:n]
     loss_fn = regularizer(objective, cfg.pairs, inputs["ref_logps"])
     sequence_ids = torch.arange(rows, device=hidden.device).repeat_interleave(cfg.tokens)
-    if provider == "fused":
+    if provider in ("fused", "fused-groups"):
         group_ids = torch.arange(rows) % cfg.pairs  # pair p: chosen row p (and rejected row P + p)
-        return ops.fused_logprob_loss(hidden, weight, targets, sequence_ids, group_ids, loss_fn)[0]
+        # GRM's regularizers depend on a pair only through log π_c − log π_r (SFT: log π_c): one buffer
+        signs = None if provider == "fused-groups" else torch.where(torch.arange(rows) < cfg.pairs, 1.0, -1.0)
+        return ops.fused_logprob_loss(
+            hidden, weight, targets, sequence_ids, group_ids, loss_fn, sequence_weights=signs
+        )[0]
     if provider == "sequence":
         return loss_fn(ops.sequence_linear_logprobs(hidden, weight, targets, sequence_ids, num_sequences=rows))
     if provider == "official":  # logits for every row, then keep the rows the term needs
@@ -178,7 +184,7 @@ def loss(case: Case, cfg: Config, inputs: dict):
 
 
 def available_providers(device: str) -> list[str]:
-    names = ["naive", "official", "chunked", "sequence", "fused"]
+    names = ["naive", "official", "chunked", "sequence", "fused", "fused-groups"]
     if hasattr(torch.nn, "LinearCrossEntropyOptions"):
         names += ["torch", "torch-chunk"]
     if device == "cuda" and importlib.util.find_spec("liger_kernel"):

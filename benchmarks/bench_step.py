@@ -186,8 +186,9 @@ def fused_step_loss(model: RegularizedRewardModel, batch: dict, objective: str) 
     row_of_token, position = (labels[rows, 1:] != IGNORE_INDEX).nonzero(as_tuple=True)
     source = rows[row_of_token]
     group_ids = torch.arange(len(rows)) % pairs
+    signs = torch.where(torch.arange(len(rows)) < pairs, 1.0, -1.0)  # a pair counts through log π_c − log π_r
     reg, _ = model.retained_lm_head.logprob_loss(
-        hidden[source, position], labels[source, position + 1], row_of_token, group_ids, loss_fn
+        hidden[source, position], labels[source, position + 1], row_of_token, group_ids, loss_fn, sequence_weights=signs
     )
     return (1 - ALPHA) * bt + reg
 

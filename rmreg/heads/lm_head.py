@@ -256,6 +256,7 @@ class RetainedLMHead(nn.Module):
         group_ids: Int[Tensor, " sequences"],
         loss_fn: Callable[[Tensor], Tensor],
         *,
+        sequence_weights: Float[Tensor, " sequences"] | None = None,
         ignore_index: int = -100,
         chunk_size: int | None = None,
     ) -> tuple[Float[Tensor, ""], Float[Tensor, " sequences"]]:
@@ -263,7 +264,9 @@ class RetainedLMHead(nn.Module):
 
         :func:`rmreg.ops.fused_logprob_loss` with this head's weight, bias and logit transform: ``loss_fn`` maps
         the summed log-probs [S] to a scalar, separably over the groups of ``group_ids`` (a pair's chosen and
-        rejected sequences); returns ``(loss, detached log-probs [S])``. One backward pass per forward pass.
+        rejected sequences); returns ``(loss, detached log-probs [S])``. ``sequence_weights`` w declares the
+        loss a function of each group's Σ_s w_s·log π_s (GRM's SFT: w = 1; DPO: +1 chosen, −1 rejected), so that
+        one weight-gradient buffer serves any group size. One backward pass per forward pass.
         """
         return ops.fused_logprob_loss(
             self._inputs(hidden_states),
@@ -272,6 +275,7 @@ class RetainedLMHead(nn.Module):
             sequence_ids,
             group_ids,
             loss_fn,
+            sequence_weights=sequence_weights,
             bias=self.bias,
             softcap=self.softcap,
             scale=self.scale,

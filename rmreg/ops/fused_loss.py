@@ -48,16 +48,30 @@ def _check_loss_fn(loss_fn: LossFn, num_sequences: int, like: Tensor) -> None:
         )
 
 
-def _check_separable(used: Tensor, full: Tensor) -> None:
+def _multipliers(group: list[int], coefficients: Tensor, weights: list[float] | None, used: Tensor) -> list[Tensor]:
+    """The factor of each of the group's weight-gradient buffers, and (into ``used``) the coefficient each sequence
+    got: c_s per sequence; with declared weights w, one buffer holding Σ_s w_s ∂log π_s/∂W and the factor
+    κ = c_s*/w_s* read at the sequence of largest |w| (so that κ·w_s = c_s when the declaration holds)."""
+    if weights is None:
+        used[group] = coefficients[group]
+        return [coefficients[sequence] for sequence in group]
+    pivot = max(group, key=lambda sequence: abs(weights[sequence]))
+    kappa = coefficients[pivot] / weights[pivot] if weights[pivot] else coefficients[pivot] * 0
+    used[group] = kappa * used.new_tensor([weights[sequence] for sequence in group])
+    return [kappa]
+
+
+def _check_separable(used: Tensor, full: Tensor, weighted: bool) -> None:
     """The coefficients used group by group must equal the loss's gradient at the final log-probs (one read)."""
     close = (used - full).abs() <= 1e-5 * full.abs() + 1e-7 * full.abs().max()
     finite, separable = torch.stack([torch.isfinite(full).all(), close.all()]).tolist()
     if not finite:
         raise ValueError(f"loss_fn has a non-finite gradient at the log-probs: {full.tolist()}")
     if not separable:
+        declared = " or does not depend on each group only through Σ_s w_s·log π_s" if weighted else ""
         raise ValueError(
-            "loss_fn is not separable over the groups: its gradient for a group changed once later groups' "
-            f"log-probs were known ({used.tolist()} vs {full.tolist()}); use linear_logprobs or "
+            f"loss_fn is not separable over the groups{declared}: the coefficients used ({used.tolist()}) differ "
+            f"from its gradient at the final log-probs ({full.tolist()}); use linear_logprobs or "
             "sequence_linear_logprobs for such a loss"
         )
 
@@ -74,6 +88,7 @@ class _FusedLogprobLoss(torch.autograd.Function):
         targets: Tensor,
         sequence_ids: Tensor,
         members: list[list[int]],
+        weights: list[float] | None,
         loss_fn: LossFn,
         chunk_size: int,
         ignore_index: int,
@@ -87,7 +102,8 @@ class _FusedLogprobLoss(torch.autograd.Function):
         for rows, sequence in chunks:
             chunks_of[sequence].append(rows)
         largest = max((len(rows) for rows, _ in chunks), default=0)
-        buffers = max((len(group) for group in members), default=0) if needs[1] or needs[2] else 0
+        buffers = max((len(group) for group in members), default=0) if weights is None else min(1, len(members))
+        buffers = buffers if needs[1] or needs[2] else 0
         with torch.autocast(hidden.device.type, enabled=False):
             sweep = Sweep(hidden, weight, bias, targets, transform, compute, largest)
             acc = sweep.acc
@@ -98,29 +114,36 @@ class _FusedLogprobLoss(torch.autograd.Function):
             bias_total = weight.new_zeros(weight.shape[:1], dtype=acc) if needs[2] else None
             weight_buffers = [weight.new_empty(weight.shape, dtype=acc) for _ in range(buffers * needs[1])]
             bias_buffers = weight.new_empty((buffers * needs[2], weight.shape[0]), dtype=acc)
+            used = torch.zeros_like(logprobs)  # the coefficients the weight gradient was built with
             for group in members:
-                for slot, sequence in enumerate(group):
-                    for i, rows in enumerate(chunks_of[sequence]):
+                filled: set[int] = set()  # buffers written for this group
+                for position, sequence in enumerate(group):
+                    slot = position if weights is None else 0
+                    for rows in chunks_of[sequence]:
                         chunk = sweep.softmax(rows, with_grad=any(needs))
                         logprobs[sequence] += chunk.logprobs.sum()
                         ones = torch.ones_like(chunk.lse)
                         if hidden_grad is not None:  # ∂ log p_t/∂h_t; scaled by the coefficient in backward
                             hidden_grad[rows] = sweep.hidden_grad(chunk, ones).to(hidden.dtype)
+                        row_scale = ones if weights is None else ones.mul_(weights[sequence])
                         if weight_buffers:
-                            sweep.weight_grad_into(chunk, ones, weight_buffers[slot], overwrite=i == 0)
+                            sweep.weight_grad_into(chunk, row_scale, weight_buffers[slot], overwrite=slot not in filled)
                         if len(bias_buffers):
-                            sweep.bias_grad_into(chunk, ones, bias_buffers[slot], overwrite=i == 0)
+                            sweep.bias_grad_into(chunk, row_scale, bias_buffers[slot], overwrite=slot not in filled)
+                        filled.add(slot)
                 if not any(needs):
                     continue
                 coefficients[group] = _loss_gradient(loss_fn, logprobs)[group]  # later groups are still 0
-                for slot, sequence in enumerate(group):
-                    if chunks_of[sequence] and weight_total is not None:
-                        weight_total.addcmul_(weight_buffers[slot], coefficients[sequence])
-                    if chunks_of[sequence] and bias_total is not None:
-                        bias_total.addcmul_(bias_buffers[slot], coefficients[sequence])
+                multipliers = _multipliers(group, coefficients, weights, used)
+                for slot in filled:
+                    if weight_total is not None:
+                        weight_total.addcmul_(weight_buffers[slot], multipliers[slot])
+                    if bias_total is not None:
+                        bias_total.addcmul_(bias_buffers[slot], multipliers[slot])
             del weight_buffers, bias_buffers
             if any(needs) and num_sequences and value_checks_enabled():
-                _check_separable(coefficients, _loss_gradient(loss_fn, logprobs))
+                full = _loss_gradient(loss_fn, logprobs)
+                _check_separable(torch.cat([coefficients, used]), torch.cat([full, full]), weights is not None)
             loss = loss_fn(logprobs.clone())
         ctx.buffers = hidden_grad, coefficients, weight_total, bias_total
         ctx.sequence_ids = sequence_ids
@@ -142,7 +165,7 @@ class _FusedLogprobLoss(torch.autograd.Function):
             hidden_grad.mul_((coefficients * scale)[ctx.sequence_ids, None])
         weight_grad = None if weight_grad is None else weight_grad.mul_(scale).to(ctx.dtypes[0])
         bias_grad = None if bias_grad is None else bias_grad.mul_(scale).to(ctx.dtypes[1])
-        return hidden_grad, weight_grad, bias_grad, *(None,) * 9
+        return hidden_grad, weight_grad, bias_grad, *(None,) * 10
 
 
 @shape_checked
@@ -154,6 +177,7 @@ def fused_logprob_loss(
     group_ids: Int[Tensor, " sequences"],
     loss_fn: LossFn,
     *,
+    sequence_weights: Float[Tensor, " sequences"] | None = None,
     softcap: float | None = None,
     scale: float | None = None,
     chunk_size: int | None = None,
@@ -177,12 +201,17 @@ def fused_logprob_loss(
     Extra memory beyond the returned weight gradient (fp32; float64 for float64 inputs): one weight-sized
     buffer per sequence of the largest group (1 for SFT, 2 for DPO pairs) for any number of groups, the hidden
     gradient [N, H] and one chunk's [chunk, V] work buffers; a frozen head (``weight`` and ``bias`` not
-    requiring grad) needs no weight buffer. Three LM-head matmuls per chunk (as many as the naive path), none in
-    the backward pass, which only scales by the incoming gradient, so it runs once per forward pass (a second
-    backward raises ``RuntimeError``). After the pass, the coefficients are checked against the gradient of
-    ``loss_fn`` at the final log-probs; a loss that is not separable raises ``ValueError`` (a check skipped, with
-    the other value checks, inside the model's hot path; see :func:`rmreg._typing.value_checks_enabled`). Device
-    reads: the row selection (two) and ``group_ids`` (none when it lives on the CPU).
+    requiring grad) needs no weight buffer. With ``sequence_weights`` w the caller declares that each group's loss
+    depends on its log-probs only through u_g = Σ_{s ∈ g} w_s·log π_s (true of GRM's SFT regularizer, w = 1, and
+    of its DPO regularizers, w = +1 for chosen and −1 for rejected, with or without reference; of SimPO's
+    length-normalized margin, w = ±1/|y|): then c_s = κ_g·w_s, and one buffer holding Σ_{s ∈ g} w_s ∂log π_s/∂W
+    serves every group size, so the extra memory is one weight-sized buffer. Three LM-head matmuls per chunk (as
+    many as the naive path), none in the backward pass, which only scales by the incoming gradient, so it runs once
+    per forward pass (a second backward raises ``RuntimeError``). After the pass, the coefficients used are
+    checked against the gradient of ``loss_fn`` at the final log-probs; a loss that is not separable (or not of
+    the declared form) raises ``ValueError`` (a check skipped, with the other value checks, inside the model's hot
+    path; see :func:`rmreg._typing.value_checks_enabled`). Device reads: the row selection (two), ``group_ids``
+    and ``sequence_weights`` (none when they live on the CPU).
 
     Args:
         hidden: final hidden states [N, H] of the response tokens, already shifted.
@@ -192,6 +221,8 @@ def fused_logprob_loss(
         group_ids: group of each sequence [S], in [0, G); read on the host, so best kept on the CPU.
         loss_fn: maps the summed log-probs [S] (fp32) to the scalar loss, separably over the groups; it may read
             other tensors (reference log-probs) but none that require grad.
+        sequence_weights: optional w [S] declaring each group's loss a function of Σ_{s ∈ g} w_s·log π_s (one
+            weight-gradient buffer for any group size); read on the host.
         softcap: logit soft-cap, or None (see :func:`~rmreg.ops.linear_logprobs`).
         scale: logit scale, or None.
         chunk_size: rows per chunk (chunks never straddle sequences); None picks :func:`~rmreg.ops.auto_chunk_size`.
@@ -221,6 +252,10 @@ def fused_logprob_loss(
         (True, True)
         >>> loss.backward(); weight.grad.shape
         torch.Size([20, 4])
+        >>> signs = torch.tensor([1.0, 1.0, -1.0, -1.0])  # DPO depends on a pair through log π_c − log π_r
+        >>> again, _ = fused_logprob_loss(hidden, weight, targets, sequence_ids, pairs, dpo, sequence_weights=signs)
+        >>> torch.allclose(again, loss)
+        True
     """
     transform = LogitTransform(softcap, scale)
     check_inputs(hidden, weight, targets, bias, chunk_size, ignore_index, transform)
@@ -235,6 +270,13 @@ def fused_logprob_loss(
     for sequence, group in enumerate(groups):
         members[group].append(sequence)
     members = [group for group in members if group]
+    weights = None
+    if sequence_weights is not None:
+        if sequence_weights.shape != group_ids.shape:
+            raise ValueError(
+                f"sequence_weights must be [S] = {tuple(group_ids.shape)}; got {tuple(sequence_weights.shape)}"
+            )
+        weights = [float(w) for w in sequence_weights.tolist()]
     compute = compute_dtype(hidden)
     chunk_size = resolve_chunk_size(chunk_size, weight, compute, transform)
     needs = needs_grad(hidden, weight, bias)
@@ -245,6 +287,7 @@ def fused_logprob_loss(
         targets.long(),
         sequence_ids.long(),
         members,
+        weights,
         loss_fn,
         chunk_size,
         ignore_index,

@@ -56,10 +56,18 @@ def shapes(kind, pairs, tokens):
     return torch.arange(2 * pairs).repeat_interleave(tokens), torch.arange(pairs).repeat(2), loss_fn
 
 
+def signs(kind, pairs):
+    """The declared sequence weights of GRM's regularizers: +1 for chosen, −1 for rejected."""
+    return (
+        torch.ones(pairs, dtype=torch.float64) if kind == "sft" else torch.cat([torch.ones(pairs), -torch.ones(pairs)])
+    )
+
+
 @pytest.mark.parametrize("kind", ["sft", "dpo", "dpo-noref"])
 @pytest.mark.parametrize("frozen", [False, True])
 @pytest.mark.parametrize(("softcap", "scale", "bias"), [(None, None, False), (None, None, True), (2.0, 0.5, False)])
-def test_matches_autograd_through_the_naive_path(kind, frozen, softcap, scale, bias):
+@pytest.mark.parametrize("declared", [False, True])
+def test_matches_autograd_through_the_naive_path(kind, frozen, softcap, scale, bias, declared):
     pairs, tokens = 5, 7
     sequence_ids, group_ids, loss_fn = shapes(kind, pairs, tokens)
     n = len(sequence_ids)
@@ -67,7 +75,10 @@ def test_matches_autograd_through_the_naive_path(kind, frozen, softcap, scale, b
     h = (h * 3).detach().requires_grad_()
     kw = {"softcap": softcap, "scale": scale}
     expected = naive_loss(h, w, b, y, sequence_ids, len(group_ids), loss_fn, **kw)
-    loss, logps = fused_logprob_loss(h, w, y, sequence_ids, group_ids, loss_fn, bias=b, chunk_size=3, **kw)
+    weights = signs(kind, pairs) if declared else None
+    loss, logps = fused_logprob_loss(
+        h, w, y, sequence_ids, group_ids, loss_fn, bias=b, chunk_size=3, sequence_weights=weights, **kw
+    )
     torch.testing.assert_close(loss, expected, atol=F64_TOL, rtol=0)
     expected_logps = segment_sums(linear_logprobs_naive(h, w, y, bias=b, **kw), sequence_ids, len(group_ids))
     torch.testing.assert_close(logps, expected_logps.detach(), atol=F64_TOL, rtol=0)
@@ -104,11 +115,17 @@ def test_weight_buffers_do_not_grow_with_the_number_of_pairs(monkeypatch):
         return real(self, chunk, row_scale, out, **kw)
 
     monkeypatch.setattr(_kernel.Sweep, "weight_grad_into", spy)
-    for kind, pairs, bound in [("sft", 12, 1), ("dpo", 12, 2), ("dpo", 3, 2)]:
+    for kind, pairs, declared, bound in [
+        ("sft", 12, False, 1),
+        ("dpo", 12, False, 2),
+        ("dpo", 3, False, 2),
+        ("dpo", 12, True, 1),
+    ]:
         written.clear()
         sequence_ids, group_ids, loss_fn = shapes(kind, pairs, 4)
         h, w, _, y = make_inputs(len(sequence_ids), 4, 11)
-        loss, _ = fused_logprob_loss(h, w, y, sequence_ids, group_ids, loss_fn, chunk_size=2)
+        weights = signs(kind, pairs) if declared else None
+        loss, _ = fused_logprob_loss(h, w, y, sequence_ids, group_ids, loss_fn, chunk_size=2, sequence_weights=weights)
         loss.backward()
         assert len(written) == bound
         assert w.grad.data_ptr() not in written
@@ -158,6 +175,10 @@ def test_bad_loss_functions_and_ids_raise_value_error():
         fused_logprob_loss(h, w, y, sequence_ids, group_ids.double(), lambda logps: logps.sum())
     with pytest.raises(ValueError, match="sequence_ids must lie"):
         fused_logprob_loss(h, w, y, sequence_ids, group_ids[:3], lambda logps: logps.sum())
+    with pytest.raises(ValueError, match="only through"):  # DPO does not depend on log π_c + log π_r
+        fused_logprob_loss(h, w, y, sequence_ids, group_ids, dpo(2), sequence_weights=torch.ones(4))
+    with pytest.raises(ValueError, match="sequence_weights must be"):
+        fused_logprob_loss(h, w, y, sequence_ids, group_ids, dpo(2), sequence_weights=torch.ones(3))
     with pytest.raises(ValueError, match="non-finite"):
         fused_logprob_loss(h, w, y, sequence_ids, group_ids, lambda logps: logps.sqrt().sum())
 

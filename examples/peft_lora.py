@@ -1,11 +1,11 @@
 """The paper's setting: LoRA adapters, a trainable reward head, a frozen LM head, trained with TRL.
 
-LoRA r=32, α=64, dropout 0.05 on the attention projections q/k/v/o; the reward head trains in full; PEFT
-freezes the rest of the backbone, the LM head included, so the regularizer shapes the hidden states through the
-adapters only. With ``grm-dpo`` the reference model is the same network with its adapters switched off (no
-second copy of the weights). Training follows the official code's schedule (cosine, warmup 3%, gradient norm
-clipped at 5, 2 epochs, max length 1024); the learning rate is raised from the paper's 1e-5 for the tiny model
-built here. Needs ``pip install "rmreg[trl,peft]"``::
+LoRA r=32, α=64, dropout 0.05 on the attention projections q/k/v/o, passed as TRL's ``peft_config``; rmreg's
+reward head trains in full; PEFT freezes the rest of the backbone, the LM head included, so the regularizer shapes
+the hidden states through the adapters only. With ``grm-dpo`` the reference model is the same network with its
+adapters switched off (no second copy of the weights). Training follows the official code's schedule (cosine,
+warmup 3%, gradient norm clipped at 5, 2 epochs, max length 1024); the learning rate is raised from the paper's
+1e-5 for the tiny model built here. Needs ``pip install "rmreg[trl,peft]"``::
 
     python examples/peft_lora.py                      # grm-dpo
     python examples/peft_lora.py --objective grm-sft
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 from datasets import Dataset
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig
 from trl import RewardConfig
 
 import rmreg
@@ -37,16 +37,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--lr", type=float, default=1e-2)
     args = parser.parse_args(argv)
 
-    torch.manual_seed(0)
     tokenizer = tiny_tokenizer()
-    objective = rmreg.objective(args.objective, alpha=args.alpha)
-    model = RegularizedRewardModel(
-        get_peft_model(tiny_causal_lm("llama"), LORA),
-        objective=objective,
-        reference="adapters" if objective.needs.reference_logps else None,
-    )
-    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
-    print(f"{len(trainable)} trainable tensors: LoRA A/B of q/k/v/o and the reward head; LM head frozen")
 
     with tempfile.TemporaryDirectory() as output_dir:
         config = RewardConfig(
@@ -66,12 +57,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             disable_tqdm=True,
         )
         trainer = RegularizedRewardTrainer(
-            model,
+            tiny_causal_lm("llama"),  # or its path, as with TRL's RewardTrainer
             config,
             train_dataset=Dataset.from_list(toy_pairs(args.pairs, seed=0)),
             eval_dataset=Dataset.from_list(toy_pairs(64, seed=1)),
             processing_class=tokenizer,
+            peft_config=LORA,
+            objective=rmreg.objective(args.objective, alpha=args.alpha),  # grm-dpo: the adapters-off reference
         )
+        model = trainer.model
+        trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+        print(f"{len(trainable)} trainable tensors: LoRA A/B of q/k/v/o and the reward head; LM head frozen")
+        print(f"reference log-probs from: {model.reference_mode}")
         before = trainer.evaluate()
         trainer.train()
         after = trainer.evaluate()

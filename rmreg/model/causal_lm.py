@@ -5,10 +5,16 @@ without the LM head) once over the batch, reads the reward at the last real toke
 itself, through :mod:`rmreg.ops`, only to the response tokens of the rows that some term needs.
 PEFT models (LoRA and other adapters injected into the layers) are unwrapped to the model they modify;
 ``peft`` itself is never imported here.
+
+A ``*ForSequenceClassification`` model (a decoder and a linear ``score`` layer, as TRL's ``RewardTrainer`` trains)
+is accepted too, for objectives that read rewards only: :func:`classifier_reward_head` makes its trained ``score``
+layer the reward head, and its LM head is :class:`NoLMHead`, which refuses any log-prob with the advice to pass
+the causal LM (GRM's regularizers score response tokens with the LM head).
 """
 
 import contextlib
 import sys
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +23,7 @@ from torch import nn
 
 from rmreg._typing import Bool, Float, Int, Tensor
 from rmreg.data.layout import IGNORE_INDEX
-from rmreg.heads import RetainedLMHead
+from rmreg.heads import RetainedLMHead, RewardHead
 
 # Config attributes of LM heads that do more than ``hidden @ weight.T + bias`` (soft-capping, scaling).
 _UNSUPPORTED_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "lm_head_multiplier")
@@ -34,8 +40,76 @@ def unwrap(causal_lm: nn.Module) -> Any:
     return causal_lm.get_base_model() if is_peft_model(causal_lm) else causal_lm
 
 
+class NoLMHead(nn.Module):
+    """The LM head of a model that has none (a sequence classifier): an output layer with no vocabulary.
+
+    The reward model builds its retained LM head from it at no cost; any log-prob through it raises (see
+    :func:`response_logprobs`), telling the user to pass the causal LM for GRM's regularizers.
+    """
+
+    def __init__(self, model: nn.Module, hidden_size: int) -> None:
+        super().__init__()
+        self.model_name = type(model).__name__
+        self.register_buffer("weight", torch.empty(0, hidden_size), persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"{self.model_name} has no LM head"
+
+
+_NO_LM_HEADS: "weakref.WeakKeyDictionary[nn.Module, NoLMHead]" = weakref.WeakKeyDictionary()
+
+
+def is_sequence_classifier(model: nn.Module) -> bool:
+    """Whether ``model`` (or the model PEFT wraps) is a ``*ForSequenceClassification``: a decoder, a ``score``
+    layer, and no LM head."""
+    inner = unwrap(model)
+    return type(inner).__name__.endswith("ForSequenceClassification") and isinstance(
+        getattr(inner, "score", None), nn.Module
+    )
+
+
+def score_layer(model: nn.Module) -> nn.Linear:
+    """The linear layer that computes a sequence classifier's logits (under PEFT ``modules_to_save``, the active
+    trainable copy).
+
+    Raises:
+        ValueError: a ``score`` layer that is not one bias-free ``Linear(H, 1)`` (``num_labels`` other than 1, or
+            PEFT adapters injected into it).
+    """
+    score = unwrap(model).score
+    copies = getattr(score, "modules_to_save", None)  # PEFT's ModulesToSaveWrapper
+    if isinstance(copies, nn.ModuleDict) and score.active_adapter in copies:
+        score = copies[score.active_adapter]
+    if not isinstance(score, nn.Linear):
+        raise ValueError(
+            f"the classifier's score layer is a {type(score).__name__}, not a Linear layer (PEFT adapters injected "
+            "into it?); rmreg trains the reward head in full: leave 'score' out of the PEFT target_modules"
+        )
+    if score.out_features != 1:
+        raise ValueError(
+            f"the classifier's score layer has {score.out_features} outputs (num_labels={score.out_features}), but a "
+            "reward model needs one: load it with num_labels=1"
+        )
+    if score.bias is not None:
+        raise ValueError("the classifier's score layer has a bias, which a bias-free RewardHead cannot hold")
+    return score
+
+
+def classifier_reward_head(model: nn.Module) -> RewardHead:
+    """A sequence classifier's trained ``score`` layer as a ``RewardHead(H, kind="linear", bias=False)``.
+
+    The head's weight *is* the score layer's weight (one parameter, trained once), so the classifier itself stays
+    the trained sequence classifier, as TRL's ``RewardTrainer`` leaves it.
+    """
+    score = score_layer(model)
+    head = RewardHead(score.in_features, kind="linear", bias=False)
+    head.output_layer.weight = score.weight
+    return head
+
+
 def check_causal_lm(causal_lm: nn.Module) -> None:
-    """Raise ``ValueError`` unless rmreg can run this model's decoder and LM head separately."""
+    """Raise ``ValueError`` unless rmreg can run this model's decoder and LM head separately (or, for a sequence
+    classifier, its decoder and ``score`` layer)."""
     model = unwrap(causal_lm)
     if not hasattr(model, "get_output_embeddings") or getattr(model, "base_model", model) is model:
         raise ValueError(
@@ -43,6 +117,9 @@ def check_causal_lm(causal_lm: nn.Module) -> None:
         )
     if is_peft_model(causal_lm) and causal_lm.active_peft_config.is_prompt_learning:
         raise ValueError("prompt-learning PEFT methods are not supported; use adapters such as LoRA")
+    if is_sequence_classifier(causal_lm):
+        score_layer(causal_lm)
+        return
     head = model.get_output_embeddings()
     if head is None or getattr(head, "weight", None) is None or head.weight.ndim != 2:
         raise ValueError(f"{type(model).__name__} has no linear LM head (get_output_embeddings() with a weight)")
@@ -56,19 +133,26 @@ def check_causal_lm(causal_lm: nn.Module) -> None:
 
 
 def hidden_size(causal_lm: nn.Module) -> int:
-    """Width of the final hidden states (the LM head's input size)."""
+    """Width of the final hidden states (the LM head's input size, or a classifier's score layer's)."""
+    if is_sequence_classifier(causal_lm):
+        return int(score_layer(causal_lm).in_features)
     return int(lm_head(causal_lm).weight.shape[1])
 
 
 def lm_head(causal_lm: nn.Module) -> nn.Module:
-    """The LM's output layer (possibly tied to its input embeddings)."""
-    return unwrap(causal_lm).get_output_embeddings()
+    """The LM's output layer (possibly tied to its input embeddings); :class:`NoLMHead` for a sequence classifier."""
+    model = unwrap(causal_lm)
+    if not is_sequence_classifier(model):
+        return model.get_output_embeddings()
+    head = _NO_LM_HEADS.get(model)
+    if head is None:
+        head = _NO_LM_HEADS[model] = NoLMHead(model, hidden_size(model))
+    return head
 
 
 def lm_head_is_tied(causal_lm: nn.Module) -> bool:
     """Whether the LM head's weight is the input embedding matrix."""
-    model = unwrap(causal_lm)
-    return model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    return lm_head(causal_lm).weight is unwrap(causal_lm).get_input_embeddings().weight
 
 
 def position_ids(attention_mask: Int[Tensor, "rows seq"] | Bool[Tensor, "rows seq"]) -> Int[Tensor, "rows seq"]:
@@ -101,6 +185,15 @@ def pool_last(
     """The final hidden state at each row's last real token."""
     rows = torch.arange(hidden.shape[0], device=hidden.device)
     return hidden[rows, last_token_index(attention_mask)]
+
+
+def _check_has_lm_head(module: nn.Module) -> None:
+    if isinstance(module, NoLMHead):
+        raise ValueError(
+            f"{module.model_name} is a sequence classifier: it has no LM head, which the objective's regularizer "
+            "(or reference) needs to score response tokens; pass the causal LM (AutoModelForCausalLM) instead, "
+            "or train with an objective that reads rewards only, such as 'bt'"
+        )
 
 
 def _check_not_sharded_alone(module: nn.Module) -> None:
@@ -137,6 +230,7 @@ def response_logprobs(
 
     Only those rows' response positions reach the LM head (the fused per-sequence path of :mod:`rmreg.ops`).
     """
+    _check_has_lm_head(head.lm_head)
     _check_not_sharded_alone(head.lm_head)
     row_of_token, position = response_tokens(labels, rows)
     source = rows[row_of_token]
@@ -154,6 +248,7 @@ def response_token_logprobs(
     """Per-token fp32 log-probs of the response tokens of ``rows``, ``[k, seq − 1]`` (position t scores token
     t+1; 0 off the response), and the mask of response positions. Only response positions reach the LM head.
     """
+    _check_has_lm_head(head.lm_head)
     _check_not_sharded_alone(head.lm_head)
     mask = labels[rows, 1:] != IGNORE_INDEX
     row_of_token, position = mask.nonzero(as_tuple=True)

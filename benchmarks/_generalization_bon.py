@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from rmreg.cli.report import headless_pyplot
+from rmreg.reporting import headless_pyplot
 
 __all__ = ["best_of_n", "bon_kl", "plot_best_of_n", "sample_responses", "standardize"]
 

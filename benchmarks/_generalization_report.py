@@ -8,7 +8,7 @@ from typing import Any
 import _generalization_bon as bon
 import torch
 
-from rmreg.cli import report
+from rmreg import reporting as report
 
 __all__ = ["bon_table", "run_rows", "text_tables", "write_csv", "write_report"]
 

@@ -14,7 +14,7 @@ LM), DPO without reference and SFT, on a small and a large training set, over se
   each proxy reward model (trained on clean labels, and on 25% flipped labels), scored by the task's gold reward,
   against KL = log N − (N − 1)/N for N = 1 … 256 (see ``_generalization_bon.py``).
 
-α is scaled for the task's short responses as ``rmreg train`` does (:data:`rmreg.cli.builtin.ALPHA`): the SFT
+α is scaled for the task's short responses as ``rmreg train`` does (:data:`rmreg.task.runs.ALPHA`): the SFT
 regularizer's pull grows with the number of response tokens (its gradient sums the per-token gradients), and
 the task's responses have 15–50 tokens against the paper's hundreds. β = 0.1 as in the paper.
 
@@ -41,12 +41,12 @@ import _generalization_report as reports
 import torch
 
 import rmreg
-from rmreg.cli import builtin
-from rmreg.cli.datafiles import encode_pairs
-from rmreg.cli.models import build_reward_model, load_causal_lm, load_tokenizer, quiet_transformers
 from rmreg.data import PairCollator
+from rmreg.data.examples import encode_pairs
 from rmreg.objectives import objective as named_objective
+from rmreg.pretrained import build_reward_model, load_causal_lm, load_tokenizer, quiet_transformers
 from rmreg.task import SPLITS
+from rmreg.task import runs as builtin
 from rmreg.training import TrainingConfig, evaluate, train
 
 OBJECTIVES = ("bt", "margin", "label-smoothing", "ensemble", "grm-dpo", "grm-dpo-noref", "grm-sft")

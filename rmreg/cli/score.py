@@ -3,10 +3,8 @@
 import argparse
 from typing import Any
 
-from rmreg.cli.datafiles import read_texts
 from rmreg.cli.errors import CLIError
-from rmreg.cli.models import load_reward_model, quiet_transformers
-from rmreg.cli.options import positive_int, require
+from rmreg.cli.options import positive_int, require, row_length
 
 __all__ = ["add_parser", "run"]
 
@@ -29,7 +27,9 @@ def add_parser(subparsers: Any) -> None:
         "or a 'messages' column (.jsonl, .json, .csv, .parquet)",
     )
     parser.add_argument("--batch-size", type=positive_int, default=32, help="rows per forward pass (default: 32)")
-    parser.add_argument("--max-length", type=positive_int, default=1024, help="tokens per row (default: 1024)")
+    parser.add_argument(
+        "--max-length", type=row_length, help="tokens per row (default: 1024, or the model's positions if fewer)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -39,18 +39,34 @@ def _shown(item: Any) -> str:
     return text.replace("\t", " ").replace("\n", " ")
 
 
+def _items(args: argparse.Namespace) -> list[Any]:
+    """The texts to score, every one checked (and the file read) before the model loads."""
+    from rmreg.data.files import read_texts
+    from rmreg.data.rows import RowError, check_text_row
+
+    if not args.response and not args.file:
+        raise CLIError("nothing to score; pass --response TEXT (with --prompt TEXT) or --file FILE")
+    items: list[Any] = []
+    for number, response in enumerate(args.response, 1):
+        try:
+            items.append(check_text_row({"prompt": args.prompt, "response": response}))
+        except RowError as error:
+            raise CLIError(f"--response number {number}: {error}".replace("field 'response': ", "")) from None
+    return items + (read_texts(args.file) if args.file else [])
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the reward of each response."""
     require("transformers", "hf")
+    from rmreg.model.causal_lm import unwrap
+    from rmreg.pretrained import load_reward_model, quiet_transformers, resolve_max_length
+
     quiet_transformers()
-    if not args.response and not args.file:
-        raise CLIError("nothing to score; pass --response TEXT (with --prompt TEXT) or --file FILE")
-    items: list[Any] = [(args.prompt, response) for response in args.response]
-    if args.file:
-        items += read_texts(args.file)
+    items = _items(args)
     model, tokenizer = load_reward_model(args.model)
+    max_length = resolve_max_length(unwrap(model.causal_lm).config, args.max_length)
     try:
-        rewards = model.score_texts(tokenizer, items, batch_size=args.batch_size, max_length=args.max_length)
+        rewards = model.score_texts(tokenizer, items, batch_size=args.batch_size, max_length=max_length)
     except ValueError as error:
         raise CLIError(f"cannot score the texts: {error}") from None
     for reward, item in zip(rewards.tolist(), items, strict=True):

@@ -1,11 +1,19 @@
-"""What ``rmreg train`` reports: accuracy tables in the shape of the paper's Table 1, and training curves."""
+"""Reports of reward-model runs: mean ± std over seeds, accuracy tables in the shape of the paper's Table 1, and
+training curves. Used by ``rmreg train`` and the generalization benchmark.
+
+Example:
+    >>> runs = [{"label": "bt", "final": {"test": {"reward_accuracy": a, "pairs": 8}}} for a in (0.5, 0.75)]
+    >>> print(accuracy_table(summarize(runs), "reward_accuracy"))
+    objective         test
+    bt         62.5 ± 17.7
+"""
 
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["accuracy_table", "plot_curves", "summarize"]
+__all__ = ["accuracy_table", "headless_pyplot", "plot_curves", "summarize"]
 
 Runs = Sequence[Mapping[str, Any]]
 

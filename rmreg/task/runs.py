@@ -1,20 +1,28 @@
-"""What ``rmreg train`` uses when given no model and no data: the built-in task and its tiny pre-trained LM.
+"""The built-in task's runs: what ``rmreg train`` uses when given no model and no data, and its data as files.
 
 The scale is chosen for a first run on a laptop: the LM pre-trains in about a minute on two CPU cores (once;
 it is cached), and each reward model trains in seconds, so the default compares Bradley–Terry with GRM over
-several seeds in a few minutes.
+several seeds in a few minutes. The generalization benchmark starts from the same LM and defaults.
 
 α is scaled for the task's short responses. The SFT regularizer's gradient is about α·β·σ(−β·log π) times the
 SUM of the response's per-token gradients, so its pull relative to the Bradley–Terry loss grows with response
 length. The paper's responses run to hundreds of tokens; here they have about 15–50, so the paper's α = 0.01
 would leave GRM indistinguishable from Bradley–Terry. The default multiplies it by ten.
+
+Example:
+    >>> train, tests = builtin_splits(4, 2)
+    >>> len(train), list(tests)
+    (4, ['test', 'test_long', 'test_marker_flip', 'test_length_flip'])
 """
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rmreg.task import SPLITS, PreferenceTask, PretrainConfig, pretrained_lm
+from rmreg.data.files import write_jsonl
+from rmreg.task.pretrain import PretrainConfig, pretrained_lm
+from rmreg.task.synthetic import SPLITS, PreferenceTask
 
 __all__ = [
     "ALPHA",
@@ -29,6 +37,7 @@ __all__ = [
     "TRAIN_PAIRS",
     "builtin_lm",
     "builtin_splits",
+    "export_splits",
     "pretrain_config",
 ]
 
@@ -74,3 +83,21 @@ def builtin_splits(train_pairs: int, test_pairs: int) -> tuple[list[dict[str, An
     """The training pairs and the evaluation splits (in-distribution ``test`` first, then the shifted ones)."""
     splits = TASK.splits(train_pairs, test_pairs, seed=0)
     return splits["train"], {name: splits[name] for name in SPLITS if name != "train"}
+
+
+def export_splits(
+    directory: str | os.PathLike[str], train_pairs: int = TRAIN_PAIRS, test_pairs: int = TEST_PAIRS
+) -> dict[str, Path]:
+    """Write the built-in task's splits (the ones ``rmreg train`` uses) as ``<split>.jsonl`` in TRL's standard
+    format (``prompt``, ``chosen``, ``rejected`` as text, and the gold ``margin``); return the files by split.
+
+    Example:
+        >>> import tempfile
+        >>> files = export_splits(tempfile.mkdtemp(), 4, 2)
+        >>> [path.name for path in files.values()]
+        ['train.jsonl', 'test.jsonl', 'test_long.jsonl', 'test_marker_flip.jsonl', 'test_length_flip.jsonl']
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    train, tests = builtin_splits(train_pairs, test_pairs)
+    return {name: write_jsonl(directory / f"{name}.jsonl", rows) for name, rows in {"train": train, **tests}.items()}

@@ -1,0 +1,318 @@
+"""The steps of ``rmreg train``, in the order the command runs them (see :mod:`rmreg.cli.train`)."""
+
+import argparse
+import dataclasses
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import rmreg
+from rmreg import reporting
+from rmreg.cli.errors import CLIError
+from rmreg.cli.output_dir import METRICS, RunDirectory
+from rmreg.cli.train import USER_ALPHA, USER_LEARNING_RATE
+from rmreg.data import PairCollator, TruncationStats
+from rmreg.data.examples import encode_pairs
+from rmreg.data.files import DataFile, read_pairs
+from rmreg.objectives import PRESETS, Objective
+from rmreg.objectives import objective as named_objective
+from rmreg.pretrained import build_reward_model, load_config, load_tokenizer, quiet_transformers, resolve_max_length
+from rmreg.task import runs as builtin
+from rmreg.training import TrainingConfig, evaluate, train
+
+__all__ = ["run"]
+
+Rows = DataFile | list[dict[str, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """Every choice of a command, resolved from the options."""
+
+    objectives: dict[str, Objective]  # by preset name
+    labels: dict[str, str]  # preset name -> row label (with α for GRM objectives)
+    alpha: float
+    seeds: list[int]
+    config: TrainingConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+    """The model directory, tokenizer and encoded data every run of a command shares."""
+
+    model_dir: Path
+    tokenizer: Any
+    collator: PairCollator
+    examples: list[dict[str, Any]]
+    eval_sets: dict[str, list[dict[str, Any]]]
+    truncation: dict[str, dict[str, Any]]  # split -> counts
+
+
+def _objective_names(values: Sequence[str] | None, default: Sequence[str]) -> list[str]:
+    if not values:
+        return list(default)
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    if not names:
+        raise CLIError(f"--objective {' '.join(values)!r} names no objective; pass one of {', '.join(PRESETS)}")
+    for name in names:
+        if name not in PRESETS:
+            raise CLIError(f"unknown objective {name!r}; choose from {', '.join(PRESETS)} (see 'rmreg train --help')")
+    return list(dict.fromkeys(names))
+
+
+def _plan(args: argparse.Namespace, builtin_data: bool, builtin_model: bool) -> _Plan:
+    names = _objective_names(args.objective, builtin.OBJECTIVES if builtin_data else ["grm-sft"])
+    alpha = args.alpha if args.alpha is not None else (builtin.ALPHA if builtin_data else USER_ALPHA)
+    objectives = {}
+    for name in names:
+        try:
+            objectives[name] = named_objective(name, alpha=alpha, beta=args.beta)
+        except ValueError as error:
+            raise CLIError(f"{error} (options --alpha, --beta)") from None
+    labels = {name: f"{name} (α={alpha:g})" if len(made.terms) > 1 else name for name, made in objectives.items()}
+    config = TrainingConfig(
+        epochs=args.epochs,
+        learning_rate=args.lr or (builtin.LEARNING_RATE if builtin_model else USER_LEARNING_RATE),
+        batch_size=args.batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    seeds = args.seeds or (builtin.SEEDS if builtin_data else 1)
+    return _Plan(objectives, labels, alpha, list(range(args.seed, args.seed + seeds)), config)
+
+
+def _read_data(args: argparse.Namespace) -> tuple[Rows, dict[str, Rows]]:
+    """The training rows and evaluation rows by split name, read and checked before any model work."""
+    if args.data is None:
+        if args.eval_data:
+            raise CLIError("--eval-data needs --data (the built-in task brings its own test splits)")
+        train, tests = builtin.builtin_splits(args.train_pairs, args.test_pairs)
+        return train, dict(tests)
+    rows: Rows = read_pairs(args.data)
+    eval_rows: dict[str, Rows] = {}
+    for path in args.eval_data:
+        name = Path(path).stem
+        eval_rows[name if name not in {"train", *eval_rows} else f"{name}-{len(eval_rows) + 1}"] = read_pairs(path)
+    return rows, eval_rows or {"train": rows}
+
+
+def _check_columns(plan: _Plan, rows: Rows) -> None:
+    first = rows.rows[0] if isinstance(rows, DataFile) else rows[0]  # read_pairs: a column is on every row or none
+    for name, objective in plan.objectives.items():
+        if objective.needs.margin and first.get("margin") is None:
+            raise CLIError(f"objective {name!r} needs a 'margin' column in every training row; add one or pick another")
+
+
+def _process_state() -> Any:
+    """Accelerate's process state, created as ``Accelerator`` creates it (which then shares it): with
+    ``ACCELERATE_USE_CPU=true`` under ``torchrun``, a group of CPU processes."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
+def _say(state: Any, message: str) -> None:
+    if state.is_main_process:
+        print(message, flush=True)
+
+
+def _builtin_lm(args: argparse.Namespace, state: Any) -> tuple[Path, dict[str, Any]]:
+    """The built-in LM's directory and record; the main process pre-trains it (if not cached) before the others."""
+    from tqdm.auto import tqdm
+
+    bars: list[Any] = []
+
+    def progress(step: int, loss: float) -> None:  # a bar only if pre-training runs (not on a cache hit)
+        if not bars:
+            description = "pre-training the built-in LM (once, then cached)"
+            bars.append(tqdm(total=args.pretrain_steps, desc=description, disable=args.no_progress))
+        bars[0].update()
+        bars[0].set_postfix(loss=f"{loss:.3f}")
+        if step == args.pretrain_steps:
+            bars[0].close()
+
+    with state.main_process_first():
+        model_dir, record = builtin.builtin_lm(args.pretrain_steps, progress if state.is_main_process else None)
+    origin = "loaded from" if record["from_cache"] else "saved to"
+    _say(
+        state,
+        f"built-in LM: {record['parameters']:,} parameters, {args.pretrain_steps} pre-training steps, {origin} "
+        f"{model_dir}",
+    )
+    return model_dir, record
+
+
+def _truncation_line(split: str, stats: TruncationStats, max_length: int) -> str | None:
+    if not stats.truncated and not stats.dropped:
+        return None
+    if stats.dropped:
+        return (
+            f"{split}: {stats.dropped} of {stats.pairs} pairs are longer than {max_length} tokens and were left out "
+            "(--truncation drop)"
+        )
+    responses = f", and of {stats.responses_cut} of them the responses' starts too" if stats.responses_cut else ""
+    return (
+        f"{split}: {stats.truncated} of {stats.pairs} pairs are longer than {max_length} tokens (--max-length) and "
+        f"were cut at the start: the prompt's first tokens{responses}; each response keeps its end, where the "
+        "reward is read"
+    )
+
+
+def _setup(args: argparse.Namespace, model_dir: Path, rows: Rows, eval_rows: dict[str, Rows], state: Any) -> _Setup:
+    config = load_config(model_dir)
+    max_length = resolve_max_length(config, args.max_length)
+    tokenizer = load_tokenizer(model_dir)
+    vocab_size = getattr(config, "vocab_size", None)
+    truncation: dict[str, dict[str, Any]] = {}
+
+    def encode(split: str, data: Rows, source: str) -> list[dict[str, Any]]:
+        stats = TruncationStats()
+        examples = encode_pairs(
+            tokenizer,
+            data,
+            source,
+            max_length=max_length,
+            truncation=args.truncation,
+            vocab_size=vocab_size,
+            stats=stats,
+        )
+        truncation[split] = {**dataclasses.asdict(stats), "max_length": max_length, "policy": args.truncation}
+        line = _truncation_line(split, stats, max_length)
+        if line:
+            _say(state, line)
+        return examples
+
+    examples = encode("train", rows, args.data or "the built-in task")
+    eval_sets = {
+        name: examples if data is rows else encode(name, data, str(data.path) if isinstance(data, DataFile) else name)
+        for name, data in eval_rows.items()
+    }
+    collator = PairCollator(tokenizer, max_length=max_length, truncation=args.truncation)
+    return _Setup(model_dir, tokenizer, collator, examples, eval_sets, truncation)
+
+
+def _train_all(
+    args: argparse.Namespace, plan: _Plan, setup: _Setup, state: Any, output: RunDirectory
+) -> list[dict[str, Any]]:
+    """Train one model per objective and seed, save each (main process) into the staging directory, and return
+    their records (with the checkpoints' final paths)."""
+    runs: list[dict[str, Any]] = []
+    total = len(plan.objectives) * len(plan.seeds)
+    for name, objective in plan.objectives.items():
+        for seed in plan.seeds:
+            _say(
+                state,
+                f"[{len(runs) + 1}/{total}] {plan.labels[name]}, seed {seed}: {len(setup.examples)} pairs, "
+                f"{args.epochs} epochs",
+            )
+            model = build_reward_model(setup.model_dir, objective, head=args.head, lora=args.lora, seed=seed)
+            result = train(
+                model,
+                setup.examples,
+                setup.collator,
+                dataclasses.replace(plan.config, seed=seed),
+                eval_sets=setup.eval_sets,
+            )
+            folder = name if len(plan.seeds) == 1 else f"{name}-seed{seed}"
+            if state.is_main_process:
+                assert output.staging is not None
+                result.model.save_pretrained(output.staging / folder, tokenizer=setup.tokenizer)
+            scores = ", ".join(f"{split} {100 * m['reward_accuracy']:.1f}%" for split, m in result.final.items())
+            _say(state, f"  {scores} ({result.seconds:.0f}s)")
+            runs.append(
+                {
+                    "label": plan.labels[name],
+                    "objective": name,
+                    "seed": seed,
+                    "checkpoint": str(output.path / folder),
+                    "seconds": result.seconds,
+                    "final": result.final,
+                    "evaluations": result.evaluations,
+                    "history": result.history,
+                }
+            )
+    return runs
+
+
+def _base_lm_accuracy(setup: _Setup) -> dict[str, float]:
+    """The LM head's implicit-reward accuracy before any fine-tuning (the reward head is untrained)."""
+    model = build_reward_model(setup.model_dir, named_objective("bt"), head="linear", lora=False, seed=0)
+    return {name: evaluate(model, pairs, setup.collator)["lm_accuracy"] for name, pairs in setup.eval_sets.items()}
+
+
+def _print_tables(summary: Mapping[str, Any], base_lm: Mapping[str, float], builtin_data: bool) -> None:
+    seeds = max(stats["reward_accuracy"]["n"] for splits in summary.values() for stats in splits.values())
+    spread = f", mean ± std over {seeds} seeds" if seeds > 1 else ""
+    print(f"\nPair accuracy (%) of the reward model{spread}")
+    print(reporting.accuracy_table(summary, "reward_accuracy"))
+    print(f"\nPair accuracy (%) of the LM head's implicit reward (summed response log-prob){spread}")
+    print(reporting.accuracy_table(summary, "lm_accuracy", extra_rows={"base LM (before training)": base_lm}))
+    if builtin_data:
+        print(builtin.DESCRIPTION)
+
+
+def _write_outputs(
+    args: argparse.Namespace, plan: _Plan, setup: _Setup, results: dict[str, Any], output: RunDirectory
+) -> None:
+    assert output.staging is not None
+    metrics = {
+        "rmreg_version": rmreg.__version__,
+        "model": str(setup.model_dir),
+        "data": args.data or f"built-in task ({args.train_pairs} training pairs, {args.test_pairs} per test split)",
+        "eval_data": list(setup.eval_sets),
+        "alpha": plan.alpha,
+        "beta": args.beta,
+        "head": args.head,
+        "lora": args.lora,
+        "max_length": setup.collator.max_length,
+        "truncation": setup.truncation,
+        "training": dataclasses.asdict(plan.config),
+        "seeds": plan.seeds,
+        **results,
+    }
+    (output.staging / METRICS).write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n")
+    plotted = reporting.plot_curves(results["runs"], output.staging / "training_curves.png")
+    output.commit()
+    plot = output.path / "training_curves.png"
+    print(
+        f"\nwrote {output.path / METRICS}, "
+        + (str(plot) if plotted else "no plot (matplotlib is not installed: pip install 'rmreg[cli]')")
+        + f" and {len(results['runs'])} checkpoint(s) under {output.path}/ in {results['seconds']:.0f}s"
+    )
+
+
+def run(args: argparse.Namespace, start: float) -> int:
+    """Run ``rmreg train`` with its positionals merged into ``args``; every check comes before the model work."""
+    quiet_transformers()
+    builtin_model, builtin_data = args.model is None, args.data is None
+    plan = _plan(args, builtin_data, builtin_model)
+    output = RunDirectory(args.output_dir, overwrite=args.overwrite)
+    if args.threads or builtin_model:
+        torch.set_num_threads(args.threads or 1)  # a tiny model gains nothing from more threads
+    rows, eval_rows = _read_data(args)
+    _check_columns(plan, rows)
+    state = _process_state()
+    model_dir, pretrained = _builtin_lm(args, state) if builtin_model else (Path(args.model), None)
+    setup = _setup(args, model_dir, rows, eval_rows, state)
+    if builtin_data and any(len(objective.terms) > 1 for objective in plan.objectives.values()):
+        _say(state, builtin.ALPHA_NOTE if args.alpha is None else f"α = {plan.alpha} (set by --alpha)")
+    if state.is_main_process:
+        output.start()
+    try:
+        runs = _train_all(args, plan, setup, state, output)
+        if not state.is_main_process:
+            return 0
+        summary = reporting.summarize(runs)
+        base_lm = _base_lm_accuracy(setup)
+        _print_tables(summary, base_lm, builtin_data)
+        results = {"pretrained_lm": pretrained, "summary": summary, "base_lm_accuracy": base_lm, "runs": runs}
+        _write_outputs(args, plan, setup, {**results, "seconds": round(time.perf_counter() - start, 1)}, output)
+    finally:
+        output.discard()
+    return 0

@@ -241,6 +241,17 @@ def read_rows(path: str | os.PathLike[str]) -> DataFile:
     return DataFile(path, [dict(row) for row in rows], where)
 
 
+def _more_bad_rows(rows: Sequence[Any]) -> str:
+    """`` (and N more rows with problems)`` for the rows after a bad one, so that one run tells how many to fix."""
+    bad = 0
+    for row in rows:
+        try:
+            check_pair_row(row)
+        except RowError:
+            bad += 1
+    return f" (and {bad} more row{'s' if bad > 1 else ''} with problems after it)" if bad else ""
+
+
 def read_pairs(path: str | os.PathLike[str]) -> DataFile:
     """Preference rows of a local file, every row checked (see :mod:`rmreg.data.rows`), one format per file.
 
@@ -251,11 +262,11 @@ def read_pairs(path: str | os.PathLike[str]) -> DataFile:
     data = read_rows(path)
     formats: dict[str, str] = {}
     columns: dict[str, str] = {}  # number column -> where it is first given
-    for row, here in zip(data.rows, data.where, strict=True):
+    for index, (row, here) in enumerate(zip(data.rows, data.where, strict=True)):
         try:
             formats.setdefault(check_pair_row(row), here)
         except RowError as error:
-            raise DataFileError(data.path, str(error), where=here) from None
+            raise DataFileError(data.path, f"{error}{_more_bad_rows(data.rows[index + 1 :])}", where=here) from None
         if len(formats) > 1:
             (first, first_where), (kind, _) = formats.items()
             message = f"{kind} rows after {first} rows ({first_where}); one file holds one format"

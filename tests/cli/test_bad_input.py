@@ -169,6 +169,22 @@ def test_output_dir_problems_are_refused_up_front(model_dir: Path, tmp_path: Pat
     assert (other / "notes.txt").read_text() == "mine"
 
 
+def test_an_output_dir_that_cannot_be_written_is_refused_up_front(
+    model_dir: Path, tmp_path: Path, cli, no_model_work, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    def read_only(*args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied")  # what a read-only directory gives (root may write anywhere)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    data = str(_jsonl(tmp_path / "pairs.jsonl", [GOOD]))
+    line = cli.error_line(["train", str(model_dir), data, "--output-dir", str(tmp_path / "new" / "out")])
+    assert (
+        line == f"--output-dir {tmp_path / 'new' / 'out'}: cannot write in {tmp_path} (Permission denied); pass another"
+    )
+
+
 def test_files_are_checked_before_the_model_loads(model_dir: Path, tmp_path: Path, cli, no_model_work) -> None:
     missing = tmp_path / "missing.jsonl"
     assert cli.error_line(["train", "--data", str(missing)]).startswith(f"{missing}: no such file or directory")

@@ -72,6 +72,21 @@ def test_csv_cells_ids_numbers_empty_cells_and_lines_of_quoted_newlines(tmp_path
         read_rows(path)
 
 
+def test_the_first_bad_row_is_named_and_the_others_counted(tmp_path: Path) -> None:
+    rows = [
+        {"chosen": "a", "rejected": "a"},
+        {"chosen": "b", "rejected": "c"},
+        {"chosen": ""},
+        {"chosen": "x", "rejected": "x"},
+    ]
+    with pytest.raises(DataFileError) as error:
+        read_pairs(_write(tmp_path / "pairs.jsonl", rows))
+    assert str(error.value) == (
+        f"{tmp_path / 'pairs.jsonl'}: line 1: field 'rejected': equals 'chosen'; a pair needs two different responses "
+        "(and 2 more rows with problems after it)"
+    )
+
+
 def test_a_json_array_gives_each_row_the_line_it_starts_on(tmp_path: Path) -> None:
     path = tmp_path / "pairs.json"
     path.write_text(

@@ -44,6 +44,14 @@ def test_version_and_each_commands_help(capsys: pytest.CaptureFixture[str]) -> N
         assert exit_.value.code == 0 and f"usage: rmreg {name}" in capsys.readouterr().out
 
 
+def test_the_packages_docstring_example_runs() -> None:
+    import doctest
+
+    import rmreg.cli
+
+    assert doctest.testmod(rmreg.cli).failed == 0
+
+
 def test_no_command_or_an_unknown_one(capsys: pytest.CaptureFixture[str]) -> None:
     for argv, expected in (([], "no command; choose one of train, eval"), (["nope"], "invalid choice: 'nope'")):
         assert main(argv) == 2

@@ -137,7 +137,7 @@ def _rows(
         return _text_ids(tokenizer, prompt), rows
     if is_messages(prompt) and all(is_messages(response) for response in responses):
         options = dict(chat_template_kwargs or {})
-        rows = [_chat_ids(tokenizer, [*prompt, *response], options, prompt=False) for response in responses]  # type: ignore[misc]
+        rows = [_chat_ids(tokenizer, [*prompt, *response], options, prompt=False) for response in responses]
         if not prompt:  # nothing to render: the whole conversation is the response
             return [], rows
         return _chat_ids(tokenizer, prompt, options, prompt=True), rows  # type: ignore[arg-type]

@@ -37,7 +37,8 @@ def is_peft_model(model: nn.Module) -> bool:
 
 def unwrap(causal_lm: nn.Module) -> Any:
     """The ``*ForCausalLM`` model itself: under PEFT, the model its adapters are injected into."""
-    return causal_lm.get_base_model() if is_peft_model(causal_lm) else causal_lm
+    model: Any = causal_lm
+    return model.get_base_model() if is_peft_model(causal_lm) else causal_lm
 
 
 class NoLMHead(nn.Module):
@@ -115,7 +116,8 @@ def check_causal_lm(causal_lm: nn.Module) -> None:
         raise ValueError(
             f"{type(model).__name__} is not a Hugging Face *ForCausalLM model (with a base model and an LM head)"
         )
-    if is_peft_model(causal_lm) and causal_lm.active_peft_config.is_prompt_learning:
+    peft_model: Any = causal_lm
+    if is_peft_model(causal_lm) and peft_model.active_peft_config.is_prompt_learning:
         raise ValueError("prompt-learning PEFT methods are not supported; use adapters such as LoRA")
     if is_sequence_classifier(causal_lm):
         score_layer(causal_lm)
@@ -136,7 +138,8 @@ def hidden_size(causal_lm: nn.Module) -> int:
     """Width of the final hidden states (the LM head's input size, or a classifier's score layer's)."""
     if is_sequence_classifier(causal_lm):
         return int(score_layer(causal_lm).in_features)
-    return int(lm_head(causal_lm).weight.shape[1])
+    head: Any = lm_head(causal_lm)
+    return int(head.weight.shape[1])
 
 
 def lm_head(causal_lm: nn.Module) -> nn.Module:
@@ -217,7 +220,8 @@ def response_tokens(labels: Int[Tensor, "rows seq"], rows: Int[Tensor, " k"]) ->
 
     One device read (the number of response tokens is data-dependent).
     """
-    return (labels[rows, 1:] != IGNORE_INDEX).nonzero(as_tuple=True)
+    row_of_token, position = (labels[rows, 1:] != IGNORE_INDEX).nonzero(as_tuple=True)
+    return row_of_token, position
 
 
 def response_logprobs(

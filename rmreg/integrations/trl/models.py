@@ -8,7 +8,7 @@ objectives that read rewards only.
 """
 
 import os
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -71,8 +71,8 @@ def load_model(path: str, args: Any, quantization_config: Any) -> tuple[nn.Modul
     revision = kwargs.get("revision")
     if _is_classifier_checkpoint(path, kwargs["trust_remote_code"], revision):
         kwargs["num_labels"] = 1
-        return create_model_from_path(path, AutoModelForSequenceClassification, **kwargs), revision
-    return create_model_from_path(path, AutoModelForCausalLM, **kwargs), revision
+        return create_model_from_path(path, cast(Any, AutoModelForSequenceClassification), **kwargs), revision
+    return create_model_from_path(path, cast(Any, AutoModelForCausalLM), **kwargs), revision
 
 
 def check_model(model: nn.Module, args: Any, quantization_config: Any) -> None:
@@ -106,21 +106,22 @@ def apply_peft(model: nn.Module, peft_config: Any, args: Any, added_tokens: list
             f"`peft_config` must be a `peft.PeftConfig` instance (e.g. `peft.LoraConfig`), "
             f"got {type(peft_config).__name__}."
         )
+    config: Any = peft_config  # LoRA and other adapter configs have the fields below
     if isinstance(model, RegularizedRewardModel) or lm.is_peft_model(model):
         raise ValueError(
             "You passed a `PeftModel` (or a RegularizedRewardModel) together with a `peft_config` to the trainer. "
             "Pass the base model with the `peft_config`, or the PEFT model without it."
         )
     if added_tokens:  # as TRL: the cloned template's new tokens and the LM head must train
-        indices = dict(peft_config.trainable_token_indices or {})
+        indices = dict(config.trainable_token_indices or {})
         indices["embed_tokens"] = [*indices.get("embed_tokens", []), *added_tokens]
-        peft_config.trainable_token_indices = indices
-        if "lm_head" not in (peft_config.modules_to_save or []) and not lm.is_sequence_classifier(model):
+        config.trainable_token_indices = indices
+        if "lm_head" not in (config.modules_to_save or []) and not lm.is_sequence_classifier(model):
             logger.warning(
                 "Cloning chat template added new tokens to the tokenizer, but 'lm_head' is not in PEFT's "
                 "`modules_to_save`; adding it so that the LM head learns the new tokens."
             )
-            peft_config.modules_to_save = [*(peft_config.modules_to_save or []), "lm_head"]
+            config.modules_to_save = [*(config.modules_to_save or []), "lm_head"]
     kwargs: dict[str, Any] = {}
     quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
     if args.deepspeed_plugin is not None and args.deepspeed_plugin.zero_stage == 3 and not quantized:

@@ -12,8 +12,6 @@ import os
 import warnings
 from typing import Any
 
-from torch import nn
-
 try:
     from datasets import Dataset, IterableDataset, Value
     from transformers import AutoTokenizer
@@ -88,7 +86,7 @@ def warn_if_pad_is_eos(tokenizer: Any) -> None:
         warnings.warn(_PAD_IS_EOS.format(token=tokenizer.pad_token), stacklevel=3)
 
 
-def set_chat_template(model: nn.Module, tokenizer: Any, path: str) -> list[int]:
+def set_chat_template(model: Any, tokenizer: Any, path: str) -> list[int]:
     """``args.chat_template_path``: a Jinja file sets the template; a tokenizer's path clones its template and
     special tokens, resizing ``model``'s embeddings (TRL's ``clone_chat_template``). Returns the added token ids."""
     if os.path.isfile(path) and path.endswith((".jinja", ".j2")):

@@ -9,7 +9,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -81,7 +81,7 @@ class RegularizedRewardTrainer(RewardTrainer):
             a ``PeftConfig``.
     """
 
-    _tag_names: ClassVar[list[str]] = ["trl", "reward-trainer", "rmreg"]
+    _tag_names = ["trl", "reward-trainer", "rmreg"]  # noqa: RUF012 (RewardTrainer's attribute)
 
     def __init__(
         self,
@@ -108,13 +108,14 @@ class RegularizedRewardTrainer(RewardTrainer):
         if train_dataset is None:
             raise ValueError("`train_dataset` is required")
         if isinstance(train_dataset, IterableDataset):  # as TRL: Accelerate cannot concatenate dispatched batches
-            if args.accelerator_config.dispatch_batches is True:
+            accelerator_config: Any = args.accelerator_config
+            if accelerator_config.dispatch_batches is True:
                 logger.warning(
                     "You are using an `IterableDataset` for training with `dispatch_batches=True`. `dispatch_batches` "
                     "is forced to `False` when using an `IterableDataset`. To remove this warning, unset "
                     "`dispatch_batches` in `RewardConfig` or set it to `False`."
                 )
-            args.accelerator_config.dispatch_batches = False
+            accelerator_config.dispatch_batches = False
         elif not isinstance(train_dataset, Dataset):
             raise TypeError(
                 f"`train_dataset` must be a `Dataset` or `IterableDataset`, got `{type(train_dataset).__name__}`."
@@ -146,15 +147,16 @@ class RegularizedRewardTrainer(RewardTrainer):
             reference=reference,
             center_rewards_coefficient=args.center_rewards_coefficient,
         )
-        if lm.is_peft_model(model.causal_lm) and args.gradient_checkpointing:
-            model.causal_lm.enable_input_require_grads()
+        peft_model: Any = model.causal_lm
+        if lm.is_peft_model(peft_model) and args.gradient_checkpointing:
+            peft_model.enable_input_require_grads()
         if args.disable_dropout:
             disable_dropout_in_model(model)
         processing.set_pad_token(processing_class, hf_model.config, args)
         processing.warn_if_pad_is_eos(processing_class)
         if data_collator is None:
             data_collator = PairCollator(
-                processing_class, layout=model.layout, pad_to_multiple_of=args.pad_to_multiple_of
+                processing_class, layout=model.layout, pad_to_multiple_of=cast(int | None, args.pad_to_multiple_of)
             )
         self._pair_columns: set[str] = set()
         train_dataset = self._prepare_dataset(train_dataset, processing_class, args, "train")
@@ -165,8 +167,9 @@ class RegularizedRewardTrainer(RewardTrainer):
         elif eval_dataset is not None:
             eval_dataset = self._prepare_dataset(eval_dataset, processing_class, args, "eval")
         if args.gradient_checkpointing and Version(transformers.__version__) < Version("5.0.0"):
-            args.gradient_checkpointing_kwargs = args.gradient_checkpointing_kwargs or {}
-            args.gradient_checkpointing_kwargs.setdefault("use_reentrant", False)  # as TRL
+            checkpointing: Any = args.gradient_checkpointing_kwargs or {}
+            checkpointing.setdefault("use_reentrant", False)  # as TRL
+            args.gradient_checkpointing_kwargs = checkpointing
         # RewardTrainer.__init__ builds a sequence classifier and a collator without prompt masks; skip to Trainer's.
         super(RewardTrainer, self).__init__(
             model=model,
@@ -196,9 +199,10 @@ class RegularizedRewardTrainer(RewardTrainer):
         # The state RewardTrainer.__init__ would set, which its evaluate/log/training_step read.
         self.can_return_loss = True
         self.label_names = []
-        self.maybe_activation_offload_context = (
-            get_act_offloading_ctx_manager(model=self.model) if args.activation_offloading else contextlib.nullcontext()
+        offload: Any = (
+            get_act_offloading_ctx_manager(model=model) if args.activation_offloading else contextlib.nullcontext()
         )
+        self.maybe_activation_offload_context = offload
         self._metrics = {"train": defaultdict(list), "eval": defaultdict(list)}
         self._total_train_tokens = 0
         parallelism = self.accelerator.parallelism_config
@@ -218,10 +222,15 @@ class RegularizedRewardTrainer(RewardTrainer):
 
     def _set_signature_columns_if_needed(self) -> None:
         # The ids and every per-pair column of the datasets prepared so far survive remove_unused_columns.
-        self._signature_columns = [*processing.ID_COLUMNS, *sorted(self._pair_columns)]
+        self._signature_columns = [*processing.ID_COLUMNS, *sorted(self._pair_columns)]  # type: ignore[assignment]
+
+    @property
+    def _reward_model(self) -> RegularizedRewardModel:
+        return cast(RegularizedRewardModel, self.accelerator.unwrap_model(self.model))
 
     def _warn_if_margin_is_ignored(self) -> None:
-        terms = self.model.objective.terms
+        objective = self._reward_model.objective
+        terms = [] if objective is None else list(objective.terms)
         if "margin" in self._pair_columns and not any(isinstance(t, BradleyTerry) and t.use_margin for t in terms):
             warnings.warn(
                 "the dataset's 'margin' column is ignored: the objective has no Bradley–Terry term to subtract it "
@@ -237,7 +246,7 @@ class RegularizedRewardTrainer(RewardTrainer):
         num_items_in_batch: Any = None,
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The objective's loss; records TRL's metrics (accuracy, margin, reward statistics) and every term."""
-        mode = "train" if self.model.training else "eval"
+        mode = "train" if self._reward_model.training else "eval"
         output = model(**inputs)
         if mode == "train":
             tokens = self.accelerator.gather_for_metrics(inputs["attention_mask"].sum()).sum().item()
@@ -262,13 +271,13 @@ class RegularizedRewardTrainer(RewardTrainer):
         arguments as JSON; no pickle."""
         if not self.args.should_save:
             return
-        output_dir = output_dir if output_dir is not None else self.args.output_dir
-        self.accelerator.unwrap_model(self.model).save_pretrained(output_dir, tokenizer=self.processing_class)
-        Path(output_dir, TRAINING_ARGS_NAME).write_text(self.args.to_json_string())
+        directory = Path(output_dir if output_dir is not None else str(self.args.output_dir))
+        self._reward_model.save_pretrained(directory, tokenizer=self.processing_class)
+        (directory / TRAINING_ARGS_NAME).write_text(self.args.to_json_string())
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
         """Load a checkpoint written by :meth:`_save` into the model in place (to resume training)."""
-        model = self.accelerator.unwrap_model(self.model if model is None else model)
+        model = cast(RegularizedRewardModel, self.accelerator.unwrap_model(self.model if model is None else model))
         directory = Path(resume_from_checkpoint)
         if lm.is_peft_model(model.causal_lm):
             from peft import set_peft_model_state_dict
@@ -281,7 +290,8 @@ class RegularizedRewardTrainer(RewardTrainer):
             model.load_state_dict(RegularizedRewardModel.from_pretrained(directory).state_dict())
 
     def _load_best_model(self) -> None:
-        self._load_from_checkpoint(self.state.best_model_checkpoint)
+        if self.state.best_model_checkpoint is not None:
+            self._load_from_checkpoint(self.state.best_model_checkpoint)
 
     def create_model_card(self, *args: Any, **kwargs: Any) -> None:
         """No TRL model card: TRL's reads a transformers config, which a RegularizedRewardModel does not have."""

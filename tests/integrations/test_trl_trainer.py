@@ -321,22 +321,35 @@ def test_a_causal_lm_path_and_a_preset_build_the_model(tmp_path: Path) -> None:
 # ---- checkpoints -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("use_peft", [False, True], ids=["full", "lora+grm-dpo"])
-def test_checkpoints_reload_with_identical_rewards_and_resume_the_same_run(tmp_path: Path, use_peft: bool) -> None:
-    options: dict[str, Any] = {"objective": "grm-dpo", "peft_config": lora()} if use_peft else {"objective": "grm-sft"}
+def classifier() -> Any:
+    config = tiny_causal_lm("llama").config
+    config.num_labels = 1
+    torch.manual_seed(1)
+    return AutoModelForSequenceClassification.from_config(config)
+
+
+RUNS = {
+    "full": lambda: {"objective": "grm-sft"},
+    "lora+grm-dpo": lambda: {"objective": "grm-dpo", "peft_config": lora()},
+    "classifier": lambda: {"model": classifier()},
+}
+
+
+@pytest.mark.parametrize("kind", RUNS)
+def test_checkpoints_reload_with_identical_rewards_and_resume_the_same_run(tmp_path: Path, kind: str) -> None:
     args = config(tmp_path / "run", max_steps=6, save_strategy="steps", save_steps=3)
-    whole = trainer(tmp_path, args=args, **options)
-    assert whole.model.reference_mode == ("adapters" if use_peft else None)
+    whole = trainer(tmp_path, args=args, **RUNS[kind]())
+    assert whole.model.reference_mode == ("adapters" if kind == "lora+grm-dpo" else None)
     whole.train()
     final = parameters(whole.model)
     saved = tmp_path / "run" / "checkpoint-6"
     assert not list(saved.glob("training_args.bin"))  # no pickle of the arguments
     assert json.loads((saved / TRAINING_ARGS_NAME).read_text())["learning_rate"] == 3e-3
-    base = {"base_model": tiny_causal_lm("llama")} if use_peft else {}
+    base = {"base_model": tiny_causal_lm("llama")} if kind == "lora+grm-dpo" else {}
     reloaded = RegularizedRewardModel.from_pretrained(saved, **base)
     assert torch.equal(scores(reloaded), scores(whole.model))
 
-    resumed = trainer(tmp_path, args=config(tmp_path / "resumed", max_steps=6), **options)
+    resumed = trainer(tmp_path, args=config(tmp_path / "resumed", max_steps=6), **RUNS[kind]())
     resumed.train(resume_from_checkpoint=str(tmp_path / "run" / "checkpoint-3"))
     assert resumed.state.global_step == 6
     assert_same_parameters(parameters(resumed.model), final)

@@ -22,7 +22,12 @@ class RewardHead(nn.Module):
     ``kind="mlp"`` is the paper's head, with ``num_layers`` hidden blocks:
     ``Dropout(p) → [Linear(H, hidden) → ReLU] × num_layers → Linear(hidden, num_outputs)``;
     ``kind="linear"`` is ``Linear(H, num_outputs)`` (preceded by ``Dropout(p)`` only when ``dropout > 0`` is
-    asked for), the head of ``AutoModelForSequenceClassification``, which a model can be exported to.
+    asked for), the ``score`` layer of ``AutoModelForSequenceClassification`` and of TRL's reward models.
+
+    The output layer has no bias by default: a constant added to every reward gets exactly zero gradient from
+    Bradley–Terry and every other loss on reward differences, so it would only keep its random initial value.
+    ``bias=True`` adds it (the paper's code has one; load its checkpoints with it). Checkpoints written before
+    this option existed load with ``bias=True``, as they were.
 
     The head keeps its own parameters' dtype (float32 by default) and casts incoming hidden states to it, so
     a bf16 backbone still gets a float32 reward.
@@ -35,6 +40,8 @@ class RewardHead(nn.Module):
         dropout: dropout on the input hidden state; ``None`` means 0.1 for ``"mlp"`` (paper) and 0 for
             ``"linear"``.
         num_outputs: rewards per input (1: output ``[batch]``; more: ``[batch, num_outputs]``).
+        bias: whether the output layer adds a learned constant (see above); the MLP's hidden layers always have
+            biases.
 
     Example:
         >>> import torch
@@ -53,6 +60,7 @@ class RewardHead(nn.Module):
         num_layers: int = 1,
         dropout: float | None = None,
         num_outputs: int = 1,
+        bias: bool = False,
     ) -> None:
         super().__init__()
         if kind not in ("mlp", "linear"):
@@ -66,12 +74,15 @@ class RewardHead(nn.Module):
             dropout = 0.1 if kind == "mlp" else 0.0
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if not isinstance(bias, bool):
+            raise ValueError(f"bias must be True or False, got {bias!r}")
         self.hidden_size = hidden_size
         self.kind: HeadKind = kind
         self.hidden = hidden
         self.num_layers = num_layers
         self.dropout = dropout
         self.num_outputs = num_outputs
+        self.bias = bias
         self.layers = nn.Sequential(*self._build_layers())
 
     def _build_layers(self) -> list[nn.Module]:
@@ -81,7 +92,7 @@ class RewardHead(nn.Module):
             for _ in range(self.num_layers):
                 layers += [nn.Linear(width, self.hidden), nn.ReLU()]
                 width = self.hidden
-        layers.append(nn.Linear(width, self.num_outputs))
+        layers.append(nn.Linear(width, self.num_outputs, bias=self.bias))
         return layers
 
     @property
@@ -100,6 +111,7 @@ class RewardHead(nn.Module):
             "num_layers": self.num_layers,
             "dropout": self.dropout,
             "num_outputs": self.num_outputs,
+            "bias": self.bias,
         }
 
     @shape_checked

@@ -1,19 +1,15 @@
-"""Export a linear-head reward model as a plain ``AutoModelForSequenceClassification`` checkpoint.
+"""Export a reward model as a plain transformers sequence-classification checkpoint, PEFT adapters merged.
 
-PPO trainers and evaluation tools load reward models with transformers alone. A model whose reward head is
-``RewardHead(H, kind="linear")`` is exactly a sequence classifier: the backbone's decoder, then a linear
-``score`` layer at the last non-pad token. The exported checkpoint holds the decoder's weights (PEFT adapters
-merged into a copy first) and the head's weight as ``score.weight``.
+PPO/GRPO trainers, best-of-N samplers, RewardBench and inference servers load reward models with transformers
+alone. The exported directory holds the classifier files of :mod:`rmreg.model.checkpoint` (``config.json``,
+``model.safetensors``, for non-linear heads ``modeling_rmreg.py``), the tokenizer if given and a manifest, and
+nothing of rmreg's training state (objective, LM head, reference). For a full model this is what
+``save_pretrained`` writes already; for a PEFT model it is the one way to a loadable classifier.
 
-What is equal and what is not:
-
-* The classifier's ``score`` layer has no bias, so its logit is ``reward − b``, with ``b`` the head's bias.
-  Bradley–Terry and its variants see only reward differences, so the constant changes no comparison; add
-  ``b`` back (it is stored in the config as ``rmreg_reward_bias``) where absolute rewards matter.
-* transformers pools at the rightmost token that is not ``pad_token_id`` and numbers positions from the start
-  of the row. So logits equal :meth:`~rmreg.RegularizedRewardModel.score` for right-padded or unpadded rows
-  whose last real token is not the pad token (use a pad token distinct from EOS). With left padding, pass
-  ``position_ids`` counted over real tokens, as rmreg does.
+``AutoModelForSequenceClassification.from_pretrained(dir)`` loads a bias-free linear head natively (with a pad
+token that is not EOS, and a head in the backbone's dtype); any other head, a bias, a float32 head on a bf16
+backbone, or ``pad = eos`` loads with ``trust_remote_code=True``. Either way its logits equal
+:meth:`~rmreg.RegularizedRewardModel.score` (see :mod:`rmreg.model.checkpoint.classifier` for padding).
 """
 
 import copy
@@ -26,56 +22,53 @@ from torch import nn
 
 from rmreg.heads import RewardHead
 from rmreg.model import causal_lm as lm
+from rmreg.model.atomic import staged_directory
+from rmreg.model.checkpoint.classifier import plan_classifier, write_classifier
+from rmreg.model.checkpoint.layout import checkpoint_entries
+from rmreg.model.checkpoint.tensors import MAX_SHARD_SIZE
+from rmreg.model.manifest import MANIFEST_NAME, write_manifest
 
 __all__ = ["export_sequence_classifier"]
 
 
 @torch.no_grad()
 def export_sequence_classifier(
-    causal_lm: nn.Module, reward_head: RewardHead, directory: str | os.PathLike[str], *, tokenizer: Any = None
+    causal_lm: nn.Module,
+    reward_head: RewardHead,
+    directory: str | os.PathLike[str],
+    *,
+    tokenizer: Any = None,
+    max_shard_size: int | str = MAX_SHARD_SIZE,
 ) -> None:
-    """Write ``causal_lm`` with a linear ``reward_head`` as a sequence-classification checkpoint.
-
-    ``transformers.AutoModelForSequenceClassification.from_pretrained(directory)`` then loads it without rmreg;
-    its logits equal the reward minus the head's bias (see the module docstring for padding).
+    """Write ``causal_lm`` with ``reward_head`` as a sequence-classification checkpoint, atomically.
 
     Args:
         causal_lm: the backbone (a PEFT model is merged into a copy; the original is untouched).
-        reward_head: a ``RewardHead`` with ``kind="linear"``.
-        directory: where to write the checkpoint.
-        tokenizer: optionally saved beside it.
-
-    Raises:
-        ValueError: an MLP head or several outputs, a config without ``pad_token_id``, or an architecture without a
-            ``*ForSequenceClassification`` class with a ``score`` layer.
+        reward_head: a :class:`~rmreg.RewardHead` (several outputs give ``num_outputs`` logits per row).
+        directory: where to write; an earlier checkpoint there is replaced whole, other entries are kept.
+        tokenizer: saved beside it; its pad token decides the form (see the module docstring).
+        max_shard_size: largest weight file before the weights are split into shards.
 
     Example:
         >>> import tempfile, rmreg
         >>> from rmreg.testing import tiny_causal_lm
-        >>> lm = tiny_causal_lm("qwen2")
-        >>> with tempfile.TemporaryDirectory() as d:
-        ...     export_sequence_classifier(lm, rmreg.RewardHead(32, kind="linear"), d)
+        >>> from transformers import AutoModelForSequenceClassification
+        >>> directory = tempfile.mkdtemp()
+        >>> export_sequence_classifier(tiny_causal_lm("qwen2"), rmreg.RewardHead(32, hidden=8), directory)
+        >>> type(AutoModelForSequenceClassification.from_pretrained(directory, trust_remote_code=True)).__name__
+        'RmregRewardModel'
     """
-    from transformers import AutoModelForSequenceClassification
-
-    if reward_head.kind != "linear" or reward_head.num_outputs != 1:
-        raise ValueError(
-            "only a linear reward head with one output (RewardHead(H, kind='linear')) is a sequence classifier"
-        )
     model = copy.deepcopy(causal_lm).merge_and_unload() if lm.is_peft_model(causal_lm) else causal_lm
-    config = copy.deepcopy(model.config)
-    if config.pad_token_id is None:
-        raise ValueError("the backbone's config has no pad_token_id, which sequence classifiers pool by; set it")
-    config.num_labels = 1
-    config.architectures = None
-    bias = reward_head.output_layer.bias
-    config.rmreg_reward_bias = 0.0 if bias is None else bias.item()
-    classifier = AutoModelForSequenceClassification.from_config(config)
-    score = getattr(classifier, "score", None)
-    if not isinstance(score, nn.Linear):
-        raise ValueError(f"{type(classifier).__name__} has no linear 'score' layer to hold the reward head")
-    classifier.base_model.load_state_dict(model.base_model.state_dict())
-    score.weight.copy_(reward_head.output_layer.weight)
-    classifier.to(model.dtype).save_pretrained(Path(directory))
-    if tokenizer is not None:
-        tokenizer.save_pretrained(directory)
+    plan = plan_classifier(model, reward_head, tokenizer)
+    directory = Path(directory)
+    with staged_directory(directory, replaces=checkpoint_entries(directory), commit_file=MANIFEST_NAME) as staging:
+        write_classifier(staging, model, reward_head, plan, max_shard_size=max_shard_size)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(staging)
+        write_manifest(staging, writer=_rmreg_version())
+
+
+def _rmreg_version() -> str:
+    import rmreg
+
+    return rmreg.__version__

@@ -309,7 +309,11 @@ class RegularizedRewardModel(nn.Module):
         return torch.cat(scores) if scores else torch.zeros(0, device=device)
 
     def save_pretrained(self, directory: str | os.PathLike[str], *, tokenizer: Any = None) -> None:
-        """Write the model to ``directory`` in safetensors and JSON (no pickle); see :mod:`rmreg.model.checkpoint`."""
+        """Write the model to ``directory`` in safetensors and JSON (no pickle), atomically, with a manifest.
+
+        A full model's directory is also a transformers sequence-classification checkpoint; an existing directory
+        is fine (an earlier checkpoint there is replaced whole). See :mod:`rmreg.model.checkpoint`.
+        """
         checkpoint.save(checkpoint.Parts.of(self), directory, tokenizer=tokenizer)
 
     @classmethod
@@ -319,21 +323,26 @@ class RegularizedRewardModel(nn.Module):
         *,
         base_model: nn.Module | str | None = None,
         is_trainable: bool = False,
+        verify: bool = True,
     ) -> "RegularizedRewardModel":
         """Load a model written by :meth:`save_pretrained`, in eval mode; rewards are bit-identical.
+
+        Never contacts a network; a missing, truncated, corrupted or edited file is an error naming it.
 
         Args:
             directory: the saved model's directory.
             base_model: for a PEFT checkpoint, the base causal LM (or its path) the adapters go into;
-                default the ``base_model_name_or_path`` recorded in the adapter config.
+                default the base model recorded in the checkpoint.
             is_trainable: for a PEFT checkpoint, load the adapters trainable (to continue training).
+            verify: check every file's SHA-256 against the checkpoint's manifest (``False`` for very large
+                checkpoints: sizes are still checked; see :func:`rmreg.model.checkpoint.load`).
         """
-        parts = checkpoint.load(directory, base_model=base_model, is_trainable=is_trainable)
+        parts = checkpoint.load(directory, base_model=base_model, is_trainable=is_trainable, verify=verify)
         return cls(**parts.arguments()).eval()
 
     def export_sequence_classifier(self, directory: str | os.PathLike[str], *, tokenizer: Any = None) -> None:
-        """Write a plain ``AutoModelForSequenceClassification`` checkpoint (linear heads only).
+        """Write an ``AutoModelForSequenceClassification`` checkpoint (PEFT adapters merged), logits = rewards.
 
-        See :func:`rmreg.model.export.export_sequence_classifier` for what is exact and what is not.
+        See :func:`rmreg.model.export.export_sequence_classifier`.
         """
         export.export_sequence_classifier(self.causal_lm, self.reward_head, directory, tokenizer=tokenizer)

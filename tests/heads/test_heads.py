@@ -23,20 +23,38 @@ def test_deeper_wider_and_multi_output_heads():
     assert head(torch.randn(5, 8)).shape == (5, 4)
 
 
-def test_linear_head_is_one_linear_layer_and_matches_by_hand():
-    head = RewardHead(8, kind="linear")
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_head_is_one_linear_layer_and_matches_by_hand(bias):
+    head = RewardHead(8, kind="linear", bias=bias)
     assert [type(layer) for layer in head.layers] == [nn.Linear]
-    hidden = torch.randn(3, 8)
-    expected = hidden @ head.output_layer.weight[0] + head.output_layer.bias[0]
-    torch.testing.assert_close(head(hidden), expected)
+    assert (head.output_layer.bias is not None) == bias
+    hidden = torch.randn(3, 8, dtype=torch.float64)
+    head.double()
+    weight = head.output_layer.weight[0].tolist()
+    expected = [sum(h * w for h, w in zip(row, weight, strict=True)) for row in hidden.tolist()]
+    expected = torch.tensor(expected, dtype=torch.float64) + (head.output_layer.bias[0].item() if bias else 0.0)
+    torch.testing.assert_close(head(hidden), expected.detach())
 
 
-def test_mlp_head_matches_by_hand_in_eval_mode():
-    head = RewardHead(6, hidden=10).eval()
+@pytest.mark.parametrize("bias", [False, True])
+def test_mlp_head_matches_by_hand_in_eval_mode(bias):
+    head = RewardHead(6, hidden=10, bias=bias).eval()
     hidden = torch.randn(4, 6)
     first, last = head.layers[1], head.layers[3]
-    expected = (torch.relu(hidden @ first.weight.T + first.bias) @ last.weight.T + last.bias).squeeze(-1)
+    assert first.bias is not None  # the hidden layer always has one; ``bias`` is the output layer's
+    expected = torch.relu(hidden @ first.weight.T + first.bias) @ last.weight.T
+    expected = (expected + last.bias if bias else expected).squeeze(-1)
     torch.testing.assert_close(head(hidden), expected)
+
+
+def test_heads_have_no_output_bias_by_default_like_trls():
+    """Bradley–Terry (and every loss on reward differences) gives a constant offset exactly zero gradient."""
+    assert RewardHead(8).output_layer.bias is None and RewardHead(8, kind="linear").output_layer.bias is None
+    head = RewardHead(8, hidden=4, bias=True, dropout=0.0)
+    hidden_c, hidden_r = torch.randn(5, 8), torch.randn(5, 8)
+    rmreg.functional.bradley_terry_loss(head(hidden_c), head(hidden_r)).backward()
+    assert head.output_layer.bias.grad.abs().max() < 1e-7
+    assert head.output_layer.weight.grad.abs().max() > 1e-4
 
 
 def test_head_returns_float32_rewards_for_bf16_hidden_states():
@@ -45,10 +63,11 @@ def test_head_returns_float32_rewards_for_bf16_hidden_states():
     assert rewards.dtype == torch.float32
 
 
-def test_config_rebuilds_the_same_architecture():
-    head = RewardHead(8, kind="mlp", hidden=12, num_layers=2, dropout=0.2, num_outputs=3)
+@pytest.mark.parametrize("bias", [False, True])
+def test_config_rebuilds_the_same_architecture(bias):
+    head = RewardHead(8, kind="mlp", hidden=12, num_layers=2, dropout=0.2, num_outputs=3, bias=bias)
     rebuilt = RewardHead(**head.config())
-    assert rebuilt.config() == head.config()
+    assert rebuilt.config() == head.config() and head.config()["bias"] is bias
     rebuilt.load_state_dict(head.state_dict())
 
 
@@ -60,6 +79,7 @@ def test_config_rebuilds_the_same_architecture():
         ({"num_layers": 0}, "num_layers must be a positive integer"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"num_outputs": 0}, "num_outputs must be a positive integer"),
+        ({"bias": 1}, "bias must be True or False"),
     ],
 )
 def test_bad_head_arguments(kwargs, message):

@@ -180,7 +180,7 @@ def test_device_reads_per_forward(name: str, most: int) -> None:
 def test_debug_checks_find_a_nan_reward_inside_the_model() -> None:
     model = model_for(make_objective("bt"))
     with torch.no_grad():
-        model.reward_head.output_layer.bias.fill_(float("nan"))
+        model.reward_head.output_layer.weight.fill_(float("nan"))
     batch = PairCollator(TOK)(PAIRS)
     assert torch.isnan(model(**batch).loss)  # the hot path does not read the rewards back
     rmreg.set_debug_checks(True)

@@ -24,9 +24,7 @@ from torch import nn
 from rmreg._typing import Bool, Float, Int, Tensor
 from rmreg.data.layout import IGNORE_INDEX
 from rmreg.heads import RetainedLMHead, RewardHead
-
-# Config attributes of LM heads that do more than ``hidden @ weight.T + bias`` (soft-capping, scaling).
-_UNSUPPORTED_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "lm_head_multiplier")
+from rmreg.heads.lm_head import logit_transform
 
 
 def is_peft_model(model: nn.Module) -> bool:
@@ -125,13 +123,6 @@ def check_causal_lm(causal_lm: nn.Module) -> None:
     head = model.get_output_embeddings()
     if head is None or getattr(head, "weight", None) is None or head.weight.ndim != 2:
         raise ValueError(f"{type(model).__name__} has no linear LM head (get_output_embeddings() with a weight)")
-    config = model.config
-    for attribute in _UNSUPPORTED_LOGIT_TRANSFORMS:
-        if getattr(config, attribute, None) not in (None, 1.0):
-            raise ValueError(
-                f"{type(model).__name__} transforms its logits ({attribute}={getattr(config, attribute)}); "
-                "rmreg's LM-head log-probs assume logits = hidden @ weight.T + bias"
-            )
 
 
 def hidden_size(causal_lm: nn.Module) -> int:
@@ -151,6 +142,13 @@ def lm_head(causal_lm: nn.Module) -> nn.Module:
     if head is None:
         head = _NO_LM_HEADS[model] = NoLMHead(model, hidden_size(model))
     return head
+
+
+def retained_lm_head(causal_lm: nn.Module, *, trainable: bool | None = None) -> RetainedLMHead:
+    """The LM head as the regularizers use it, with the logit soft-cap or scale its config declares (Gemma 2/3,
+    Cohere, Granite, ...; see :func:`rmreg.heads.lm_head.logit_transform`)."""
+    softcap, scale = logit_transform(unwrap(causal_lm).config)
+    return RetainedLMHead(lm_head(causal_lm), trainable=trainable, softcap=softcap, scale=scale)
 
 
 def lm_head_is_tied(causal_lm: nn.Module) -> bool:

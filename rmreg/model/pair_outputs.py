@@ -69,7 +69,7 @@ def compute_pair_inputs(
     *,
     causal_lm: nn.Module,
     reward_head: RewardHead,
-    lm_head: RetainedLMHead,
+    lm_head: RetainedLMHead | None,
     reference: ReferencePolicy,
     layout: Layout,
     input_ids: Tensor,
@@ -99,6 +99,7 @@ def compute_pair_inputs(
     if needs.hidden_states:
         values["chosen_hidden"], values["rejected_hidden"] = (part.float() for part in split_pairs(pooled, layout))
     if labels is not None and needs.policy_logps:
+        assert lm_head is not None, "policy log-probs need the retained LM head"
         values.update(_policy_inputs(hidden, labels, needs, layout, lm_head))
     if labels is not None and {"chosen_lengths", "rejected_lengths"} & needs.names:
         lengths = (labels[:, 1:] != IGNORE_INDEX).sum(-1)

@@ -22,7 +22,6 @@ from torch import nn
 
 from rmreg._typing import Tensor
 from rmreg.data.layout import Layout, split_pairs
-from rmreg.heads import RetainedLMHead
 from rmreg.model import causal_lm as lm
 
 __all__ = ["Reference", "ReferencePolicy"]
@@ -97,6 +96,6 @@ class ReferencePolicy:
             )
         with self._active(causal_lm) as model:
             hidden = lm.final_hidden_states(model, input_ids, attention_mask)
-            head = RetainedLMHead(lm.lm_head(model), trainable=False)
+            head = lm.retained_lm_head(model, trainable=False)
             rows = torch.arange(input_ids.shape[0], device=input_ids.device)
             return split_pairs(lm.response_logprobs(hidden, labels, rows, head), layout)

@@ -99,6 +99,12 @@ class RegularizedRewardModel(nn.Module):
         self.causal_lm = causal_lm
         self.reward_head = reward_head
         self.objective = None if objective is None else as_objective(objective)
+        if self.objective is not None and self.objective.needs.policy_logps and lm.is_sequence_classifier(causal_lm):
+            raise ValueError(
+                f"{type(lm.unwrap(causal_lm)).__name__} is a sequence classifier without an LM head, and the objective "
+                f"{self.objective.name or ''!r} reads LM-head log-probs (GRM's regularizers): pass the causal LM "
+                "(AutoModelForCausalLM) instead, or an objective that reads rewards only"
+            )
         self.layout: Layout = layout
         self.lm_head_trainable = lm_head_trainable
         needed = self.objective is not None and self.objective.needs.reference_logps
@@ -140,7 +146,7 @@ class RegularizedRewardModel(nn.Module):
         module = lm.lm_head(self.causal_lm)
         cached = self.__dict__.get("_retained_lm_head")
         if cached is None or cached.lm_head is not module or cached.trainable is not self.lm_head_trainable:
-            cached = RetainedLMHead(module, trainable=self.lm_head_trainable)
+            cached = lm.retained_lm_head(self.causal_lm, trainable=self.lm_head_trainable)
             self.__dict__["_retained_lm_head"] = cached  # not a submodule: its weight belongs to causal_lm
         return cached
 
@@ -175,7 +181,7 @@ class RegularizedRewardModel(nn.Module):
         return compute_pair_inputs(
             causal_lm=self.causal_lm,
             reward_head=self.reward_head,
-            lm_head=self.retained_lm_head,
+            lm_head=self.retained_lm_head if needs.policy_logps else None,
             reference=self._reference,
             layout=self.layout,
             input_ids=input_ids,

@@ -384,21 +384,34 @@ def test_construction_errors() -> None:
         RegularizedRewardModel(lm, reference="adapters")
     with pytest.raises(ValueError, match="LM head differs"):
         RegularizedRewardModel(lm, reference=tiny_causal_lm("llama", vocab_size=50))
+
+
+def test_a_soft_capped_lm_head_gives_the_models_own_log_probs() -> None:
+    """Gemma 2 soft-caps its logits (c·tanh(z/c)): the regularizers' log-probs are the model's own."""
     from transformers import AutoModelForCausalLM, Gemma2Config
 
-    capped = AutoModelForCausalLM.from_config(
-        Gemma2Config(
-            vocab_size=32,
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=8,
-        )
+    config = Gemma2Config(
+        vocab_size=len(TOK),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=8,
+        final_logit_softcapping=2.0,  # small, so that the cap bends the logits
+        attn_implementation="eager",  # Gemma 2 has no sdpa; right padding keeps eager float64 finite
     )
-    with pytest.raises(ValueError, match="final_logit_softcapping"):
-        RegularizedRewardModel(capped)
+    torch.manual_seed(0)
+    capped = AutoModelForCausalLM.from_config(config).double().eval()
+    model = RegularizedRewardModel(capped, objective=make_objective("grm-dpo-noref")).eval()
+    batch = PairCollator(TOK)(PAIRS)
+    out = model(**batch)
+    for row in range(6):
+        keep = batch["attention_mask"][row].bool()
+        ids, labels = batch["input_ids"][row][keep][None], batch["labels"][row][keep][None]
+        expected = functional.sequence_logprobs(capped(input_ids=ids).logits, labels)[0]
+        actual = (out.chosen_logps if row < 3 else out.rejected_logps)[row % 3]
+        torch.testing.assert_close(actual, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_auto_reference_is_a_copy_only_when_a_term_needs_one() -> None:

@@ -91,8 +91,11 @@ def _native_class(model: nn.Module) -> type | None:
         return None
     config = copy.deepcopy(model.config)
     config.num_labels = 1
-    with torch.device("meta"):
-        classifier = cls(config)
+    try:
+        with torch.device("meta"):
+            classifier = cls(config)
+    except (RuntimeError, ValueError, TypeError, NotImplementedError):  # cannot tell: the remote-code form is exact
+        return None
     score = getattr(classifier, "score", None)
     decoder = {f"{classifier.base_model_prefix}.{name}" for name in model.base_model.state_dict()}
     same_weights = set(classifier.state_dict()) == decoder | {"score.weight"}
@@ -100,7 +103,8 @@ def _native_class(model: nn.Module) -> type | None:
 
 
 def plan_classifier(model: nn.Module, head: RewardHead, tokenizer: Any = None) -> ClassifierPlan:
-    """The form of ``model`` (a plain ``*ForCausalLM``) with ``head`` as a classifier; see the module docstring."""
+    """The form of ``model`` (a ``*ForCausalLM`` or ``*ForSequenceClassification``, adapters merged) with ``head``
+    as a classifier, given the tokenizer it is used with (else its config's pad token); see the module docstring."""
     config = model.config
     pad = getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else config.pad_token_id
     eos = _ids(config.eos_token_id) | _ids(getattr(tokenizer, "eos_token_id", None))
@@ -133,8 +137,8 @@ def _backbone_config(model: nn.Module) -> Any:
 
 def write_classifier(
     directory: Path, model: nn.Module, head: RewardHead, plan: ClassifierPlan, *, max_shard_size: int | str
-) -> list[str]:
-    """Write ``config.json``, the weights and (remote code) the modeling files; returns the file names."""
+) -> None:
+    """Write ``config.json``, the weights and (remote code) the modeling files of ``plan``'s form."""
     backbone = _backbone_config(model)
     state = {f"{plan.decoder_prefix}.{name}": tensor for name, tensor in model.base_model.state_dict().items()}
     if plan.kind == "native":
@@ -143,7 +147,6 @@ def write_classifier(
         config.num_labels = 1
         config.pad_token_id = plan.pad_token_id
         state["score.weight"] = head.output_layer.weight
-        files = []
     else:
         from rmreg.model.remote_code.configuration_rmreg import RmregRewardConfig
 
@@ -160,9 +163,8 @@ def write_classifier(
         state.update({f"score.{name}": tensor for name, tensor in head.state_dict().items()})
         for name in MODULE_FILES:
             (directory / name).write_bytes(source(name))
-        files = list(MODULE_FILES)
     config.to_json_file(str(directory / CLASSIFIER_CONFIG))
-    return [CLASSIFIER_CONFIG, *files, *write_weights(directory, state, max_shard_size=max_shard_size)]
+    write_weights(directory, state, max_shard_size=max_shard_size)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def _objective(directory: Path, config: dict[str, Any]) -> Objective | None:
         raise _fail(directory, config, f"objective: {first_line(error)}") from None
 
 
-def _full_causal_lm(directory: Path, config: dict[str, Any], head: RewardHead) -> nn.Module:
+def _full_backbone(directory: Path, config: dict[str, Any], head: RewardHead) -> nn.Module:
     backbone = config["backbone"]
     causal_config, decoder = read_classifier(directory, backbone, head)
     lm_head = backbone["lm_head"]
@@ -192,7 +192,7 @@ def load(
         causal_lm = load_causal_lm_dir(directory / BACKBONE_DIR, attn)
         _head_file(directory, head, legacy=True)
     else:
-        causal_lm = _full_causal_lm(directory, config, head)
+        causal_lm = _full_backbone(directory, config, head)
     reference = config["reference"]
     if reference == "model":
         reference = load_causal_lm_dir(directory / REFERENCE_DIR, config["reference_attn_implementation"])

@@ -16,16 +16,16 @@ MAX_SHARD_SIZE = "50GB"
 
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Write ``tensors`` (detached, contiguous; storage shared between two names is copied) to ``path``."""
+    """Write ``tensors`` (detached, contiguous; a tensor whose storage an earlier one uses is copied) to ``path``."""
     from safetensors.torch import save_file
 
-    seen: set[tuple[int, int]] = set()
+    seen: set[int] = set()
     state = {}
     for name, tensor in tensors.items():
         tensor = tensor.detach().contiguous()
-        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
-        state[name] = tensor.clone() if key in seen and tensor.numel() else tensor
-        seen.add(key)
+        storage = tensor.untyped_storage().data_ptr()
+        state[name] = tensor.clone() if storage in seen and tensor.numel() else tensor
+        seen.add(storage)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path), metadata={"format": "pt"})
 
@@ -49,22 +49,18 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def write_weights(directory: Path, state: dict[str, torch.Tensor], *, max_shard_size: int | str) -> list[str]:
+def write_weights(directory: Path, state: dict[str, torch.Tensor], *, max_shard_size: int | str) -> None:
     """Write ``state`` as ``model.safetensors``, or as shards with ``model.safetensors.index.json`` when it is
-    larger than ``max_shard_size`` (transformers' layout); returns the file names written, in order."""
+    larger than ``max_shard_size`` (transformers' layout)."""
     from huggingface_hub import split_torch_state_dict_into_shards
 
     split = split_torch_state_dict_into_shards(state, max_shard_size=max_shard_size)
-    names = []
     for filename, keys in split.filename_to_tensors.items():
         write_tensors(directory / filename, {key: state[key] for key in keys})
-        names.append(filename)
     if split.is_sharded:
         index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())}}
         index["weight_map"] = dict(sorted(split.tensor_to_filename.items()))
         (directory / WEIGHTS_INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
-        names.append(WEIGHTS_INDEX_NAME)
-    return names
 
 
 def read_weights(directory: Path) -> dict[str, torch.Tensor]:

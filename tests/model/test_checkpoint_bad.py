@@ -203,7 +203,7 @@ def test_edited_width_is_refused(tmp_path: Path, kind: str) -> None:
     consistent(tmp_path)
     with pytest.raises(
         ValueError,
-        match=r"of another shape \['model.layers.0.mlp.down_proj.weight \(files \(32, 64\), config \(32, 48\)\)'",
+        match=r"of another shape \['model.layers.0.mlp.down_proj.weight( \(files \(32, 64\), config \(32, 48\)\))?'",
     ) as error:
         load(tmp_path)
     one_line(error)
@@ -319,3 +319,31 @@ def test_stray_tensor_is_refused(saved) -> None:
     consistent(directory)
     with pytest.raises(ValueError, match=r"neither the decoder's nor the head's: \['value_head.weight'\]"):
         load(directory)
+
+
+@pytest.mark.parametrize("name", ["config.json", "rmreg_config.json", "model.safetensors.index.json"])
+def test_unreadable_json_is_named_in_one_line(saved, name: str) -> None:
+    directory, _ = saved
+    (directory / name).write_text("{not json")
+    consistent(directory)
+    with pytest.raises(ValueError, match=rf"{name}.*(unreadable|not a readable)") as error:
+        load(directory)
+    one_line(error)
+
+
+def test_damaged_reference_model_is_named(tmp_path: Path) -> None:
+    model = RegularizedRewardModel(tiny_causal_lm("qwen2"), objective=rmreg.objective("grm-dpo"), reference="copy")
+    model.save_pretrained(tmp_path)
+    path = tmp_path / "reference" / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:-8] + bytes(8))
+    with pytest.raises(ValueError, match=r"reference/model.safetensors does not match its SHA-256"):
+        load(tmp_path)
+    path.write_bytes(path.read_bytes()[:200])
+    consistent(tmp_path)
+    with pytest.raises(ValueError, match=r"reference: does not load as a causal LM") as error:
+        load(tmp_path)
+    one_line(error)
+    shutil.rmtree(tmp_path / "reference")
+    consistent(tmp_path)
+    with pytest.raises(ValueError, match=r"reference: does not load as a causal LM"):
+        load(tmp_path)

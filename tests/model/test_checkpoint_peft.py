@@ -170,3 +170,13 @@ def test_export_writes_the_merged_classifier(tmp_path: Path, kind: str, native: 
     torch.testing.assert_close(logits, model.score(*ARGS), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="it is a transformers checkpoint"):
         RegularizedRewardModel.from_pretrained(tmp_path)
+
+
+def test_missing_head_file_is_named(tmp_path: Path) -> None:
+    lora(tiny_causal_lm("llama")).save_pretrained(tmp_path)
+    (tmp_path / "reward_head.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"reward_head.safetensors is missing \(listed in rmreg_manifest.json"):
+        RegularizedRewardModel.from_pretrained(tmp_path, base_model=tiny_causal_lm("llama"))
+    write_manifest(tmp_path, writer="test")
+    with pytest.raises(ValueError, match=r"reward_head.safetensors is missing"):
+        RegularizedRewardModel.from_pretrained(tmp_path, base_model=tiny_causal_lm("llama"))

@@ -172,7 +172,7 @@ def test_bf16_backbone_with_bf16_linear_head_loads_natively(tmp_path: Path) -> N
     model.save_pretrained(tmp_path / "ckpt", tokenizer=TOK)
     assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["model_type"] == "qwen2"
     ids, mask = rows()
-    logits = logits_of(tmp_path / "ckpt", ids, mask)
+    logits = logits_of(tmp_path / "ckpt", ids, mask, dtype="auto")  # transformers 5's default; 4.x loads float32
     assert logits.dtype == torch.bfloat16
     torch.testing.assert_close(logits, model.score(ids, mask), rtol=0, atol=0)  # the same bf16 ops
 
@@ -250,3 +250,23 @@ def test_peft_sequence_classifier_round_trips(tmp_path: Path) -> None:
     ids, mask = rows()
     assert torch.equal(loaded.score(ids, mask), model.score(ids, mask))
     assert loaded.reward_head.output_layer.weight is rmreg.model.causal_lm.score_layer(loaded.causal_lm).weight
+
+
+def test_export_fixes_what_it_got_wrong(tmp_path: Path) -> None:
+    """Formerly: logits off by the head's bias, the fp32 head cast to bf16, and no export without pad_token_id."""
+    lm = bf16_lm("llama", tmp_path)
+    lm.config.pad_token_id = None
+    model = model_with(lm, RewardHead(32, kind="linear", bias=True))
+    rmreg.model.export.export_sequence_classifier(lm, model.reward_head, tmp_path / "clf")
+    ids, mask = rows()
+    logits = logits_of(tmp_path / "clf", ids, mask, trust_remote_code=True)
+    torch.testing.assert_close(logits, model.score(ids, mask), rtol=1e-5, atol=1e-5)
+
+
+def test_shared_tensors_are_written_apart(tmp_path: Path) -> None:
+    from rmreg.model.checkpoint.tensors import read_tensors, write_tensors
+
+    base = torch.arange(6.0)
+    write_tensors(tmp_path / "t.safetensors", {"a": base, "b": base, "c": base[3:]})
+    read = read_tensors(tmp_path / "t.safetensors")
+    assert torch.equal(read["a"], base) and torch.equal(read["b"], base) and torch.equal(read["c"], base[3:])

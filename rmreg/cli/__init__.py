@@ -9,7 +9,7 @@ commands by name; a command's own module (and the library behind it) is imported
 
 import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from rmreg.cli.errors import EXIT_USAGE, Parser, user_error
 
@@ -49,13 +49,11 @@ def _command_parser(name: str) -> Parser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, prepare: Callable[[], None] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rmreg`` command with ``argv`` (default ``sys.argv[1:]``); return its exit code.
 
     Args:
         argv: the arguments.
-        prepare: called once the command is known, before its module is imported (the console launcher
-            finishes importing the ``rmreg`` package there).
 
     Example:
         >>> main(["train", "--objective", "nope"])
@@ -66,8 +64,6 @@ def main(argv: Sequence[str] | None = None, *, prepare: Callable[[], None] | Non
         command = next((index for index, arg in enumerate(argv) if not arg.startswith("-")), len(argv))
         parser = _commands_parser()
         first = parser.parse_args(argv[: command + 1])
-        if prepare is not None:
-            prepare()
         if first.version:
             import rmreg
 

@@ -1,4 +1,4 @@
-"""``rmreg`` itself: help without torch, the launcher's deferred import, ``python -m rmreg``, versions, bench."""
+"""``rmreg`` itself: help without torch (``import rmreg`` is lazy), ``python -m rmreg``, versions, bench."""
 
 import os
 import runpy
@@ -21,7 +21,7 @@ def test_the_console_command_answers_help_without_torch_then_runs_a_command(tmp_
     assert result.returncode == 0 and all(name in result.stdout for name in COMMANDS)
     imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in result.stderr.splitlines() if "|" in line}
     assert "rmreg" in imported and not {"torch", "transformers", "numpy"} & imported
-    # Past the help, the launcher finishes importing the package and the command runs as usual.
+    # Past the help, the command imports what it needs and runs as usual.
     argv = [script, "data", "export", "--output-dir", str(tmp_path / "data"), "--train-pairs", "4", "--test-pairs", "2"]
     result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr

@@ -5,11 +5,13 @@
 * :mod:`rmreg.data.truncation` — fitting a pair into ``max_length``, with counts;
 * :mod:`rmreg.data.collation` — padding, labels (``-100`` on prompt and padding) and the batch of ``2·P`` rows;
   :class:`PairCollator` is a ``DataLoader`` ``collate_fn``;
+* :mod:`rmreg.data.group_collation` — ranked groups of K completions as one batch (:class:`GroupCollator`);
 * :mod:`rmreg.data.layout` — where the chosen and rejected rows sit (``"concat"`` or ``"interleaved"``).
 """
 
 from rmreg.data.collation import PaddingSide, PairCollator, collate_pairs, collate_texts, pad_rows
 from rmreg.data.encoding import EncodedPair, Message, encode_pair, encode_text, per_pair_columns
+from rmreg.data.group_collation import GroupCollator, GroupTruncationStats, collate_groups
 from rmreg.data.layout import IGNORE_INDEX, Layout, join_pairs, pair_order, split_pairs
 from rmreg.data.rankings import BinarizeStrategy, RankedExample, binarize, parse_ranked, parse_rankings
 from rmreg.data.ties import tie_flags, with_tie_flags
@@ -19,6 +21,8 @@ __all__ = [
     "IGNORE_INDEX",
     "BinarizeStrategy",
     "EncodedPair",
+    "GroupCollator",
+    "GroupTruncationStats",
     "Layout",
     "Message",
     "PaddingSide",
@@ -27,6 +31,7 @@ __all__ = [
     "TruncationPolicy",
     "TruncationStats",
     "binarize",
+    "collate_groups",
     "collate_pairs",
     "collate_texts",
     "encode_pair",

@@ -146,7 +146,7 @@ def collate_pairs(
     return batch
 
 
-def _check_tokenizer(tokenizer: Any) -> None:
+def check_tokenizer(tokenizer: Any) -> None:
     if getattr(tokenizer, "pad_token_id", None) is None:
         raise ValueError(
             "the tokenizer has no pad token; set one first, e.g. tokenizer.pad_token = tokenizer.eos_token "
@@ -195,7 +195,7 @@ class PairCollator:
         add_eos: bool = True,
         pad_to_multiple_of: int | None = None,
     ) -> None:
-        _check_tokenizer(tokenizer)
+        check_tokenizer(tokenizer)
         check_choice("truncation", truncation, POLICIES)
         check_choice("layout", layout, LAYOUTS)
         padding_side = padding_side or tokenizer.padding_side
@@ -276,7 +276,7 @@ def collate_texts(
         >>> collate_texts(tiny_tokenizer(), [("Q", "A"), "B"])["input_ids"].tolist()
         [[1, 50, 34, 2], [1, 35, 2, 0]]
     """
-    _check_tokenizer(tokenizer)
+    check_tokenizer(tokenizer)
     rows = []
     prompt: Any
     response: Any

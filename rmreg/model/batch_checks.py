@@ -6,7 +6,7 @@ device as one small vector of flags and read back once; only when a flag is set 
 looked up. A GPU pays for each device read, so one forward pass makes as few as it can.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -35,11 +35,17 @@ def _first_row(flags: Tensor) -> int:
     return int(flags.nonzero()[0])
 
 
-def check_values(attention_mask: Tensor, labels: Tensor | None, columns: Mapping[str, Tensor]) -> None:
+def check_values(
+    attention_mask: Tensor,
+    labels: Tensor | None,
+    columns: Mapping[str, Tensor],
+    extra: Sequence[tuple[Tensor, str]] = (),
+) -> None:
     """Raise ``ValueError`` naming the row or column at fault; one device read when all is well.
 
     Checks: every row has a real token; with ``labels``, labels are -100 on padding and every row has a
-    response token after its first; every floating per-pair column is finite.
+    response token after its first; every floating per-pair column is finite; each ``(flag, message)`` of ``extra``
+    (a bool scalar that is True when something is wrong) is False.
     """
     real = attention_mask.bool()
     empty_rows = ~real.any(-1)
@@ -50,9 +56,14 @@ def check_values(attention_mask: Tensor, labels: Tensor | None, columns: Mapping
         flags += [on_padding.any(), unscorable.any()]
     floats = {name: value for name, value in columns.items() if value.is_floating_point()}
     flags += [~torch.isfinite(value).all() for value in floats.values()]
+    flags += [flag for flag, _ in extra]
     read = torch.stack(flags).tolist()
     if not any(read):
         return
+    for (_, message), bad in zip(extra, read[len(read) - len(extra) :], strict=True):
+        if bad:
+            raise ValueError(message)
+    read = read[: len(read) - len(extra)]
     if read[0]:
         raise ValueError(f"row {_first_row(empty_rows)} has no real token (attention_mask is all 0)")
     if labels is not None and read[1]:

@@ -88,6 +88,11 @@ class ReferencePolicy:
         self, causal_lm: nn.Module, input_ids: Tensor, attention_mask: Tensor, labels: Tensor, layout: Layout
     ) -> tuple[Tensor, Tensor]:
         """``(ref_chosen_logps, ref_rejected_logps)`` ``[pairs]`` of a batch, without autograd graph."""
+        return split_pairs(self.row_logps(causal_lm, input_ids, attention_mask, labels), layout)
+
+    @torch.no_grad()
+    def row_logps(self, causal_lm: nn.Module, input_ids: Tensor, attention_mask: Tensor, labels: Tensor) -> Tensor:
+        """Summed reference log-prob of each row's response ``[rows]``, without autograd graph."""
         if self.mode is None:
             raise ValueError(
                 "the objective needs reference log-probs (DPO regularizer) but there is no reference: pass "
@@ -98,4 +103,4 @@ class ReferencePolicy:
             hidden = lm.final_hidden_states(model, input_ids, attention_mask)
             head = lm.retained_lm_head(model, trainable=False)
             rows = torch.arange(input_ids.shape[0], device=input_ids.device)
-            return split_pairs(lm.response_logprobs(hidden, labels, rows, head), layout)
+            return lm.response_logprobs(hidden, labels, rows, head)

@@ -24,6 +24,7 @@ from rmreg.heads import RetainedLMHead, RewardHead
 from rmreg.model import causal_lm as lm
 from rmreg.model import checkpoint, export
 from rmreg.model.batch_checks import check_shapes
+from rmreg.model.group_outputs import compute_group_inputs, is_group_batch
 from rmreg.model.outputs import RewardModelOutput
 from rmreg.model.pair_outputs import compute_pair_inputs
 from rmreg.model.reference import Reference, ReferencePolicy
@@ -161,6 +162,10 @@ class RegularizedRewardModel(nn.Module):
     ) -> PairInputs:
         """The rewards and exactly the inputs ``needs`` names, for a batch of ``2·P`` rows in the model's layout.
 
+        A batch of ranked groups (:class:`~rmreg.data.GroupCollator`: its ``group_index`` and ``group_mask`` columns)
+        gives one entry per group instead, with ``group_rewards`` ``[groups, K]`` and the best and worst completion
+        of each group as ``chosen_*`` and ``rejected_*`` (see :mod:`rmreg.model.group_outputs`).
+
         Args:
             input_ids: token ids ``[2P, T]``, padded on either side.
             attention_mask: 1 on real tokens, 0 on padding, ``[2P, T]``.
@@ -178,6 +183,19 @@ class RegularizedRewardModel(nn.Module):
         """
         if not isinstance(needs, Needs):
             raise TypeError(f"needs must be an rmreg.Needs, got {type(needs).__name__}")
+        wants_lm_head = needs.policy_logps or "group_logps" in needs
+        if is_group_batch(batch_columns):
+            return compute_group_inputs(
+                causal_lm=self.causal_lm,
+                reward_head=self.reward_head,
+                lm_head=self.retained_lm_head if wants_lm_head else None,
+                reference=self._reference,
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                labels=labels,
+                needs=needs,
+                columns=batch_columns,
+            )
         return compute_pair_inputs(
             causal_lm=self.causal_lm,
             reward_head=self.reward_head,

@@ -14,7 +14,13 @@ name                                        shape                  what
                                                                    0 off the response)
 ``chosen_token_mask``, ``rejected_token_mask``  ``[pairs, seq−1]``  True where the position scores a response token
 ``chosen_lengths``, ``rejected_lengths``    ``[pairs]``            number of response tokens (int64)
+``group_rewards``                           ``[groups, K]``        rewards of a ranked group's completions, best first
+``group_logps``, ``ref_group_logps``        ``[groups, K]``        their summed log-probs (policy, reference)
 ==========================================  =====================  ==================================================
+
+For a batch of ranked groups (:class:`~rmreg.data.GroupCollator`; its ``group_index`` and ``group_mask``
+``[groups, K]`` columns say where each completion sits) the objective's "pairs" are the groups: ``chosen_*`` are each
+group's best completion and ``rejected_*`` its worst, so pair terms apply unchanged.
 
 Any other name (``margin``, a ``tie`` flag, a rating) is a batch column: a ``[pairs]`` or ``[pairs, ...]`` tensor
 given to :meth:`rmreg.RegularizedRewardModel.forward` as a keyword argument, or a numeric column of the dataset
@@ -49,7 +55,10 @@ TOKEN_INPUTS = frozenset({"chosen_token_logps", "rejected_token_logps", "chosen_
 LENGTH_INPUTS = frozenset({"chosen_lengths", "rejected_lengths"})
 SCALAR_COLUMNS = frozenset({"margin", "tie"})
 """Batch columns with a fixed meaning and shape ``[pairs]``: the margin loss's margin, a tie flag."""
-MODEL_INPUTS = REWARD_INPUTS | LOGPS_INPUTS | REFERENCE_INPUTS | HIDDEN_INPUTS | TOKEN_INPUTS | LENGTH_INPUTS
+GROUP_INPUTS = frozenset({"group_rewards", "group_logps", "ref_group_logps"})
+MODEL_INPUTS = (
+    REWARD_INPUTS | LOGPS_INPUTS | REFERENCE_INPUTS | HIDDEN_INPUTS | TOKEN_INPUTS | LENGTH_INPUTS | GROUP_INPUTS
+)
 """Every input name the model computes on request (all others are batch columns)."""
 
 _FLAGS = {
@@ -261,9 +270,9 @@ def check_input_shape(name: str, value: object, pairs: int) -> None:
     """Raise ``ValueError`` unless ``value`` is a tensor of the shape input ``name`` has for ``pairs`` pairs."""
     if not isinstance(value, Tensor):
         raise ValueError(f"input {name!r} must be a tensor, got {type(value).__name__}")
-    if name in HIDDEN_INPUTS or name in TOKEN_INPUTS:
+    if name in HIDDEN_INPUTS or name in TOKEN_INPUTS or name in GROUP_INPUTS:
         if value.ndim != 2 or value.shape[0] != pairs:
-            second = "hidden" if name in HIDDEN_INPUTS else "positions"
+            second = "hidden" if name in HIDDEN_INPUTS else "positions" if name in TOKEN_INPUTS else "K"
             raise ValueError(f"{name} must have shape [pairs={pairs}, {second}], got {tuple(value.shape)}")
     elif name in MODEL_INPUTS or name in SCALAR_COLUMNS:
         if tuple(value.shape) != (pairs,):

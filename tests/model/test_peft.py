@@ -118,7 +118,7 @@ def test_export_merges_adapters_into_a_copy(tmp_path: Path) -> None:
     classifier = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
     with torch.no_grad():
         logits = classifier(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, 0]
-    expected = model.score(batch["input_ids"], batch["attention_mask"]) - model.reward_head.output_layer.bias
+    expected = model.score(batch["input_ids"], batch["attention_mask"])
     torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)
 
 

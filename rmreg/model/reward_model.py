@@ -10,6 +10,7 @@ https://arxiv.org/abs/2406.10216, Fig. 1)::
 names; ``model(**batch)`` is ``model.objective(model.pair_outputs(**batch, needs=model.objective.needs))``.
 """
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -184,24 +185,13 @@ class RegularizedRewardModel(nn.Module):
         if not isinstance(needs, Needs):
             raise TypeError(f"needs must be an rmreg.Needs, got {type(needs).__name__}")
         wants_lm_head = needs.policy_logps or "group_logps" in needs
-        if is_group_batch(batch_columns):
-            return compute_group_inputs(
-                causal_lm=self.causal_lm,
-                reward_head=self.reward_head,
-                lm_head=self.retained_lm_head if wants_lm_head else None,
-                reference=self._reference,
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                labels=labels,
-                needs=needs,
-                columns=batch_columns,
-            )
-        return compute_pair_inputs(
+        groups = is_group_batch(batch_columns)
+        compute: Any = compute_group_inputs if groups else functools.partial(compute_pair_inputs, layout=self.layout)
+        return compute(
             causal_lm=self.causal_lm,
             reward_head=self.reward_head,
-            lm_head=self.retained_lm_head if needs.policy_logps else None,
+            lm_head=self.retained_lm_head if wants_lm_head else None,
             reference=self._reference,
-            layout=self.layout,
             input_ids=input_ids,
             attention_mask=attention_mask,
             labels=labels,

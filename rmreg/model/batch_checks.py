@@ -12,8 +12,17 @@ import torch
 
 from rmreg._typing import Tensor
 from rmreg.data.layout import IGNORE_INDEX
+from rmreg.objectives import Needs
+from rmreg.objectives.inputs import (
+    LENGTH_INPUTS,
+    LOGPS_INPUTS,
+    MODEL_INPUTS,
+    REFERENCE_INPUTS,
+    TOKEN_INPUTS,
+    check_input_shape,
+)
 
-__all__ = ["check_shapes", "check_values"]
+__all__ = ["check_inputs", "check_shapes", "check_values"]
 
 
 def check_shapes(input_ids: Tensor, attention_mask: Tensor, labels: Tensor | None) -> int:
@@ -29,6 +38,38 @@ def check_shapes(input_ids: Tensor, attention_mask: Tensor, labels: Tensor | Non
     if labels is not None and labels.shape != input_ids.shape:
         raise ValueError(f"labels must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(labels.shape)}")
     return rows // 2
+
+
+_LABEL_INPUTS = LOGPS_INPUTS | REFERENCE_INPUTS | TOKEN_INPUTS | LENGTH_INPUTS | {"group_logps", "ref_group_logps"}
+
+
+def check_inputs(
+    needs: Needs,
+    labels: Tensor | None,
+    columns: Mapping[str, Tensor],
+    count: int,
+    *,
+    passable: frozenset[str] = REFERENCE_INPUTS,
+) -> None:
+    """Raise ``ValueError`` before any compute if the batch cannot give what ``needs`` names. Reads nothing.
+
+    ``count`` is the number of pairs (or groups); ``passable`` are the model inputs a batch may carry precomputed.
+    """
+    for name, value in columns.items():
+        check_input_shape(name, value, count)
+    if labels is None and (_LABEL_INPUTS - set(columns)) & needs.names:
+        raise ValueError("the objective's regularizer needs labels (response token ids, -100 elsewhere)")
+    missing = sorted(name for name in needs.columns if name not in columns)
+    if missing:
+        raise ValueError(
+            f"the objective needs the per-pair input(s) {missing}, which the batch does not carry: pass them as "
+            "keywords of forward()/pair_outputs() or as numeric dataset columns"
+        )
+    if len(REFERENCE_INPUTS & set(columns)) == 1:
+        raise ValueError("pass both ref_chosen_logps and ref_rejected_logps, or neither")
+    computed = sorted(set(columns) & (MODEL_INPUTS - passable))
+    if computed:
+        raise ValueError(f"{computed} are computed by the model and cannot be passed with the batch")
 
 
 def _first_row(flags: Tensor) -> int:

@@ -16,10 +16,9 @@ from torch import nn
 from rmreg._typing import Tensor
 from rmreg.heads import RetainedLMHead, RewardHead
 from rmreg.model import causal_lm as lm
-from rmreg.model.batch_checks import check_values
+from rmreg.model.batch_checks import check_inputs, check_values
 from rmreg.model.reference import ReferencePolicy
 from rmreg.objectives import Needs, PairInputs
-from rmreg.objectives.inputs import MODEL_INPUTS, check_input_shape
 
 __all__ = ["GROUP_COLUMNS", "compute_group_inputs", "is_group_batch"]
 
@@ -76,17 +75,10 @@ def compute_group_inputs(
         raise ValueError("a batch of groups needs group_mask [groups, K] beside group_index")
     if input_ids.ndim != 2 or attention_mask.shape != input_ids.shape:
         raise ValueError(f"input_ids and attention_mask must both be [rows, seq]; got {tuple(input_ids.shape)}")
-    groups = int(index.shape[0])
-    for name, value in columns.items():
-        check_input_shape(name, value, groups)
-    given = sorted(set(columns) & MODEL_INPUTS)
-    if given:
-        raise ValueError(f"{given} are computed by the model and cannot be passed with the batch")
+    check_inputs(needs, labels, columns, int(index.shape[0]), passable=frozenset())
     if needs.token_logps:
         raise ValueError("per-token log-probs are not computed for ranked groups; read group_logps or chosen_logps")
     wants_logps = needs.policy_logps or "group_logps" in needs
-    if labels is None and (wants_logps or needs.reference_logps or "ref_group_logps" in needs):
-        raise ValueError("the objective's regularizer needs labels (response token ids, -100 elsewhere)")
     check_values(attention_mask, labels, columns, _check_structure(input_ids, index, mask))
     slots = index.clamp(min=0)
     best, worst = slots[:, 0], slots.gather(1, _last_real(mask)[:, None])[:, 0]

@@ -15,32 +15,11 @@ from rmreg._typing import Tensor
 from rmreg.data.layout import IGNORE_INDEX, Layout, pair_order, split_pairs
 from rmreg.heads import RetainedLMHead, RewardHead
 from rmreg.model import causal_lm as lm
-from rmreg.model.batch_checks import check_shapes, check_values
+from rmreg.model.batch_checks import check_inputs, check_shapes, check_values
 from rmreg.model.reference import ReferencePolicy
 from rmreg.objectives import Needs, PairInputs
-from rmreg.objectives.inputs import MODEL_INPUTS, REFERENCE_INPUTS, check_input_shape
 
 __all__ = ["compute_pair_inputs"]
-
-
-def _check_needs(needs: Needs, labels: Tensor | None, columns: Mapping[str, Tensor], pairs: int) -> None:
-    for name, value in columns.items():
-        check_input_shape(name, value, pairs)
-    computed = {"chosen_logps", "rejected_logps", "chosen_lengths", "rejected_lengths"}
-    if labels is None and (needs.policy_logps or needs.token_logps or computed & needs.names):
-        raise ValueError("the objective's regularizer needs labels (response token ids, -100 elsewhere)")
-    missing = sorted(name for name in needs.columns if name not in columns)
-    if missing:
-        raise ValueError(
-            f"the objective needs the per-pair input(s) {missing}, which the batch does not carry: pass them as "
-            "keywords of forward()/pair_outputs() or as numeric dataset columns"
-        )
-    given = REFERENCE_INPUTS & set(columns)
-    if len(given) == 1:
-        raise ValueError("pass both ref_chosen_logps and ref_rejected_logps, or neither")
-    unknown = sorted(name for name in set(columns) & MODEL_INPUTS - REFERENCE_INPUTS)
-    if unknown:
-        raise ValueError(f"{unknown} are computed by the model and cannot be passed with the batch")
 
 
 def _policy_inputs(
@@ -85,7 +64,7 @@ def compute_pair_inputs(
             non-finite columns) or a missing input (labels, a column, a reference), before any compute.
     """
     pairs = check_shapes(input_ids, attention_mask, labels)
-    _check_needs(needs, labels, columns, pairs)
+    check_inputs(needs, labels, columns, pairs)
     check_values(attention_mask, labels, columns)
     values: dict[str, Tensor] = dict(columns)
     if needs.reference_logps and "ref_chosen_logps" not in columns:

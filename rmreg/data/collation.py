@@ -154,6 +154,16 @@ def check_tokenizer(tokenizer: Any) -> None:
         )
 
 
+def check_collator_options(tokenizer: Any, padding_side: str | None, max_length: int | None) -> PaddingSide:
+    """Check a collator's tokenizer, padding side (``None``: the tokenizer's) and ``max_length``; the padding side."""
+    check_tokenizer(tokenizer)
+    padding_side = padding_side or tokenizer.padding_side
+    check_choice("padding_side", padding_side, ("left", "right"))
+    if max_length is not None and max_length < 2:
+        raise ValueError(f"max_length must be at least 2 or None; got {max_length}")
+    return padding_side  # type: ignore[return-value]
+
+
 class PairCollator:
     """Collate preference examples into a reward-model batch (a ``DataLoader`` ``collate_fn``).
 
@@ -195,13 +205,9 @@ class PairCollator:
         add_eos: bool = True,
         pad_to_multiple_of: int | None = None,
     ) -> None:
-        check_tokenizer(tokenizer)
         check_choice("truncation", truncation, POLICIES)
         check_choice("layout", layout, LAYOUTS)
-        padding_side = padding_side or tokenizer.padding_side
-        check_choice("padding_side", padding_side, ("left", "right"))
-        if max_length is not None and max_length < 2:
-            raise ValueError(f"max_length must be at least 2 or None; got {max_length}")
+        padding_side = check_collator_options(tokenizer, padding_side, max_length)
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.truncation: TruncationPolicy = truncation

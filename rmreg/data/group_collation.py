@@ -25,9 +25,8 @@ from typing import Any
 import torch
 
 from rmreg._typing import Tensor
-from rmreg.data.collation import PaddingSide, check_tokenizer, pad_rows
+from rmreg.data.collation import PaddingSide, check_collator_options, pad_rows
 from rmreg.data.encoding import encode_text
-from rmreg.data.layout import check_choice
 from rmreg.data.rankings import RankedExample, parse_ranked
 
 __all__ = ["GroupCollator", "GroupTruncationStats", "collate_groups"]
@@ -100,11 +99,7 @@ class GroupCollator:
         padding_side: PaddingSide | None = None,
         add_eos: bool = True,
     ) -> None:
-        check_tokenizer(tokenizer)
-        padding_side = padding_side or tokenizer.padding_side
-        check_choice("padding_side", padding_side, ("left", "right"))
-        if max_length is not None and max_length < 2:
-            raise ValueError(f"max_length must be at least 2 or None; got {max_length}")
+        padding_side = check_collator_options(tokenizer, padding_side, max_length)
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.padding_side: PaddingSide = padding_side

@@ -21,10 +21,12 @@ from torch import nn
 from rmreg._typing import Bool, Float, Int, Tensor, hot_path, shape_checked
 from rmreg.data.collation import collate_texts
 from rmreg.data.layout import LAYOUTS, Layout, check_choice
-from rmreg.heads import RetainedLMHead, RewardHead
+from rmreg.heads import RetainedLMHead, RewardEnsemble, RewardHead
+from rmreg.heads.ensemble import Aggregation, aggregate_rewards
 from rmreg.model import causal_lm as lm
 from rmreg.model import checkpoint, export
 from rmreg.model.batch_checks import check_shapes
+from rmreg.model.fused_regularizers import fusable_weights, fused_forward
 from rmreg.model.group_outputs import compute_group_inputs, is_group_batch
 from rmreg.model.outputs import RewardModelOutput
 from rmreg.model.pair_outputs import compute_pair_inputs
@@ -44,7 +46,10 @@ class RegularizedRewardModel(nn.Module):
         causal_lm: a Hugging Face ``*ForCausalLM`` (Llama, Qwen2, Gemma, GPT-2, ...), possibly wrapped by
             PEFT (LoRA or other adapters injected into its layers). The model never changes its modules'
             ``requires_grad``.
-        reward_head: a :class:`~rmreg.RewardHead` of the backbone's hidden size; default the paper's MLP head
+        reward_head: a :class:`~rmreg.RewardHead` of the backbone's hidden size (several outputs: the scalar
+            reward is their weighted combination, the outputs reach terms as ``*_attribute_rewards``), or a
+            :class:`~rmreg.heads.RewardEnsemble` (K heads, one backbone forward; the scalar reward is their mean,
+            the heads' rewards reach terms as ``*_head_rewards``); default the paper's MLP head
             ``RewardHead(hidden_size)``, in float32.
         objective: an :class:`~rmreg.Objective` or a bare :class:`~rmreg.objectives.Term` for :meth:`forward`;
             ``None`` builds a model for scoring and :meth:`pair_outputs` only (then ``forward`` raises).
@@ -71,14 +76,18 @@ class RegularizedRewardModel(nn.Module):
     """
 
     _reference: ReferencePolicy
+    fuse_regularizers: bool = True
+    """Compute GRM's SFT/DPO regularizers inside the LM-head pass when the objective allows it (see
+    :mod:`rmreg.model.fused_regularizers`); ``False`` always takes the generic path (e.g. to call ``backward`` on
+    the loss more than once)."""
     objective: Objective | None
-    reward_head: RewardHead
+    reward_head: RewardHead | RewardEnsemble
 
     def __init__(
         self,
         causal_lm: nn.Module,
         *,
-        reward_head: RewardHead | None = None,
+        reward_head: RewardHead | RewardEnsemble | None = None,
         objective: Objective | Term | None = None,
         layout: Layout = "concat",
         reference: Reference | nn.Module | None = None,
@@ -89,15 +98,16 @@ class RegularizedRewardModel(nn.Module):
         check_choice("layout", layout, LAYOUTS)
         size = lm.hidden_size(causal_lm)
         reward_head = RewardHead(size) if reward_head is None else reward_head
-        if not isinstance(reward_head, RewardHead):
-            raise TypeError(f"reward_head must be an rmreg.RewardHead, got {type(reward_head).__name__}")
+        if not isinstance(reward_head, (RewardHead, RewardEnsemble)):
+            raise TypeError(
+                "reward_head must be an rmreg.RewardHead or rmreg.heads.RewardEnsemble, got "
+                f"{type(reward_head).__name__}"
+            )
         if reward_head.hidden_size != size:
             raise ValueError(
                 f"the reward head expects hidden size {reward_head.hidden_size}, but the backbone's hidden states "
                 f"have size {size}; build it as RewardHead({size}, ...)"
             )
-        if reward_head.num_outputs != 1:
-            raise ValueError("pairwise objectives need one reward per row; use a RewardHead with num_outputs=1")
         self.causal_lm = causal_lm
         self.reward_head = reward_head
         self.objective = None if objective is None else as_objective(objective)
@@ -186,6 +196,11 @@ class RegularizedRewardModel(nn.Module):
             raise TypeError(f"needs must be an rmreg.Needs, got {type(needs).__name__}")
         wants_lm_head = needs.policy_logps or "group_logps" in needs
         groups = is_group_batch(batch_columns)
+        if groups and (isinstance(self.reward_head, RewardEnsemble) or self.reward_head.num_outputs != 1):
+            raise ValueError(
+                "batches of ranked groups need a reward head with one output; this model's head has "
+                f"{self.reward_head.num_outputs} ({type(self.reward_head).__name__})"
+            )
         compute: Any = compute_group_inputs if groups else functools.partial(compute_pair_inputs, layout=self.layout)
         return compute(
             causal_lm=self.causal_lm,
@@ -246,7 +261,11 @@ class RegularizedRewardModel(nn.Module):
                 "this model has no objective: build it with objective=rmreg.objective(...) to call it for a loss, "
                 "or use pair_outputs(..., needs=...) with an objective of your own, or score() for rewards"
             )
+        fusable = self.fuse_regularizers and not is_group_batch(batch_columns)
+        weights = fusable_weights(self.objective) if fusable else None
         with hot_path():
+            if weights is not None:
+                return fused_forward(self, self.objective, weights, input_ids, attention_mask, labels, batch_columns)
             inputs = self.pair_outputs(input_ids, attention_mask, labels, needs=self.objective.needs, **batch_columns)
             result = self.objective(inputs)
         return RewardModelOutput(
@@ -267,8 +286,16 @@ class RegularizedRewardModel(nn.Module):
         self,
         input_ids: Int[Tensor, "rows seq"],
         attention_mask: Int[Tensor, "rows seq"] | Bool[Tensor, "rows seq"],
+        *,
+        aggregate: Aggregation | None = None,
+        penalty: float | None = None,
     ) -> Float[Tensor, " rows"]:
         """Reward of each row (any number of rows, no pairing), without autograd graph.
+
+        The scalar reward the model trains: one output as it is, a multi-output head's weighted combination, an
+        ensemble's mean. For a :class:`~rmreg.heads.RewardEnsemble`, ``aggregate`` picks another aggregation of
+        the heads (``"min"``, or ``"uncertainty_weighted"`` with ``penalty`` λ; see
+        :func:`~rmreg.heads.aggregate_rewards`); :meth:`score_heads` gives the heads' rewards themselves.
 
         Uses the current train/eval mode: call ``.eval()`` first for deterministic rewards (dropout off).
 
@@ -280,12 +307,46 @@ class RegularizedRewardModel(nn.Module):
             >>> model.score(torch.tensor([[1, 40, 41, 2]]), torch.ones(1, 4, dtype=torch.long)).shape
             torch.Size([1])
         """
+        if aggregate is None and penalty is None:
+            return self.reward_head.combine(self._head_outputs(input_ids, attention_mask))
+        if not isinstance(self.reward_head, RewardEnsemble):
+            raise ValueError(
+                f"aggregate= and penalty= apply to a RewardEnsemble head, not a {type(self.reward_head).__name__}"
+            )
+        return aggregate_rewards(self._head_outputs(input_ids, attention_mask), aggregate or "mean", penalty=penalty)
+
+    @torch.no_grad()
+    @shape_checked
+    def score_heads(
+        self,
+        input_ids: Int[Tensor, "rows seq"],
+        attention_mask: Int[Tensor, "rows seq"] | Bool[Tensor, "rows seq"],
+    ) -> Float[Tensor, "rows outputs"]:
+        """Every output of each row, ``[rows, K]`` (an ensemble's heads) or ``[rows, M]`` (a head's attributes).
+
+        One backbone forward for all of them; aggregate with :func:`~rmreg.heads.aggregate_rewards` and measure
+        the heads' disagreement with :func:`~rmreg.heads.reward_spread`.
+
+        Example:
+            >>> import torch
+            >>> from rmreg.heads import RewardEnsemble, reward_spread
+            >>> from rmreg.model import RegularizedRewardModel
+            >>> from rmreg.testing import tiny_causal_lm
+            >>> model = RegularizedRewardModel(tiny_causal_lm(), reward_head=RewardEnsemble(32, 4)).eval()
+            >>> heads = model.score_heads(torch.tensor([[1, 40, 41, 2]]), torch.ones(1, 4, dtype=torch.long))
+            >>> heads.shape, reward_spread(heads).shape
+            (torch.Size([1, 4]), torch.Size([1]))
+        """
+        outputs = self._head_outputs(input_ids, attention_mask)
+        return outputs.reshape(outputs.shape[0], self.reward_head.num_outputs)
+
+    def _head_outputs(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         if input_ids.ndim != 2 or attention_mask.shape != input_ids.shape:
             raise ValueError(f"input_ids and attention_mask must both be [rows, seq]; got {tuple(input_ids.shape)}")
         if not attention_mask.bool().any(-1).all():
             raise ValueError("every row needs at least one real token (attention_mask is all 0 in some row)")
         hidden = lm.final_hidden_states(self.causal_lm, input_ids, attention_mask)
-        return self.reward_head(lm.pool_last(hidden, attention_mask))
+        return self.reward_head(lm.pool_last(hidden, attention_mask))  # type: ignore[no-any-return]
 
     def score_texts(
         self,
@@ -328,7 +389,16 @@ class RegularizedRewardModel(nn.Module):
         A full model's directory is also a transformers sequence-classification checkpoint; an existing directory
         is fine (an earlier checkpoint there is replaced whole). See :mod:`rmreg.model.checkpoint`.
         """
+        self._check_savable("save_pretrained")
         checkpoint.save(checkpoint.Parts.of(self), directory, tokenizer=tokenizer)
+
+    def _check_savable(self, method: str) -> None:
+        if isinstance(self.reward_head, RewardEnsemble):
+            raise ValueError(
+                f"{method}: a model with a RewardEnsemble head cannot be saved yet (its checkpoint and classifier "
+                "formats hold one RewardHead); save the backbone and torch.save(model.reward_head.state_dict()) "
+                "with its config() instead"
+            )
 
     @classmethod
     def from_pretrained(
@@ -359,4 +429,6 @@ class RegularizedRewardModel(nn.Module):
 
         See :func:`rmreg.model.export.export_sequence_classifier`.
         """
+        self._check_savable("export_sequence_classifier")
+        assert isinstance(self.reward_head, RewardHead)
         export.export_sequence_classifier(self.causal_lm, self.reward_head, directory, tokenizer=tokenizer)

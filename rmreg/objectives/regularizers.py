@@ -23,6 +23,7 @@ class SFTRegularizer(Term):
     """
 
     needs = Needs(chosen_logps=True)
+    logps_weights = (1.0, 0.0)
     config_fields = ("beta", "log_sigmoid")
 
     def __init__(self, *, beta: float = 0.1, log_sigmoid: bool = True, name: str | None = None):
@@ -51,6 +52,7 @@ class DPORegularizer(Term):
     """
 
     config_fields = ("beta", "reference")
+    logps_weights = (1.0, -1.0)  # the loss reads (log π(y_c) − log π(y_r)), the reference terms are constants
 
     def __init__(self, *, beta: float = 0.1, reference: bool = True, name: str | None = None):
         super().__init__(name=name or ("dpo" if reference else "dpo_noref"))

@@ -39,7 +39,9 @@ def test_pair_outputs_then_objective_equals_forward(name: str, layout: str, padd
     batch = PairCollator(TOK, layout=layout, padding_side=padding_side)(PAIRS)
     loss = model(**batch).loss
     inputs = model.pair_outputs(**batch, needs=objective.needs)
-    torch.testing.assert_close(objective(inputs).loss, loss, rtol=0, atol=0)
+    torch.testing.assert_close(
+        objective(inputs).loss, loss, rtol=1e-12, atol=1e-12
+    )  # the fused path sums in another order
     assert set(objective.needs.names) <= set(inputs)
 
 
@@ -161,10 +163,11 @@ class DeviceReads(TorchFunctionMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize(("name", "most"), [("bt", 1), ("grm-sft", 4), ("grm-dpo-noref", 4), ("grm-dpo", 7)])
+@pytest.mark.parametrize(("name", "most"), [("bt", 1), ("grm-sft", 6), ("grm-dpo-noref", 6), ("grm-dpo", 9)])
 def test_device_reads_per_forward(name: str, most: int) -> None:
     """One read checks the batch's values; selecting the response tokens and the LM-head op's spans make the rest
-    (15 reads for a grm-sft forward before the outputs/loss split).
+    (15 reads for a grm-sft forward before the outputs/loss split). Two of them read the fused op's group ids and
+    sequence weights, which live on the host: free on a GPU, but counted here, where every tensor is on the CPU.
 
     A GPU pays a synchronization for each read; the model keeps them few and independent of the batch size.
     """

@@ -163,13 +163,18 @@ def test_lm_head_runs_only_on_needed_response_tokens(monkeypatch, name: str, row
     batch = PairCollator(TOK)(PAIRS)
     model = build("llama", name)
     calls = []
-    real = ops.sequence_linear_logprobs
+    real, real_fused = ops.sequence_linear_logprobs, ops.fused_logprob_loss
 
     def spy(hidden, weight, targets, sequence_ids, **kwargs):
         calls.append((hidden.shape[0], kwargs["num_sequences"]))
         return real(hidden, weight, targets, sequence_ids, **kwargs)
 
+    def fused_spy(hidden, weight, targets, sequence_ids, group_ids, loss_fn, **kwargs):
+        calls.append((hidden.shape[0], group_ids.shape[0]))
+        return real_fused(hidden, weight, targets, sequence_ids, group_ids, loss_fn, **kwargs)
+
     monkeypatch.setattr(ops, "sequence_linear_logprobs", spy)
+    monkeypatch.setattr(ops, "fused_logprob_loss", fused_spy)  # GRM's regularizers take the fused path
     lm_head_calls = []
     model.causal_lm.get_output_embeddings().register_forward_hook(lambda *args: lm_head_calls.append(1))
     model(**batch)

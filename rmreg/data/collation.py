@@ -80,12 +80,23 @@ def pad_rows(
 
 
 def _per_pair_column(pairs: Sequence[EncodedPair], key: str) -> Tensor:
+    """``[P]`` for numbers or flags, ``[P, A]`` for lists of A numbers or flags; float32 or bool."""
     values = [pair.columns.get(key) for pair in pairs]
     if any(value is None for value in values):
         raise ValueError(f"column {key!r} is given for some pairs of the batch but not for others")
-    if all(isinstance(value, bool) for value in values):
+    lengths = {len(value) if isinstance(value, tuple) else None for value in values}
+    if len(lengths) > 1:
+        shown = sorted(lengths, key=lambda n: -1 if n is None else n)
+        raise ValueError(
+            f"column {key!r} holds lists of different lengths (or lists and single values) in one batch: "
+            f"{['a single value' if n is None else f'{n} values' for n in shown]}; every pair needs the same number"
+        )
+    flat = [v for value in values for v in (value if isinstance(value, tuple) else (value,))]
+    if all(isinstance(v, bool) for v in flat):
         return torch.tensor(values, dtype=torch.bool)
-    return torch.tensor([float(value) for value in values], dtype=torch.float32)  # type: ignore[arg-type]
+    if any(isinstance(v, bool) for v in flat):
+        raise ValueError(f"column {key!r} mixes flags (True/False) and numbers")
+    return torch.tensor(values, dtype=torch.float32)
 
 
 def collate_pairs(

@@ -38,12 +38,14 @@ from typing import Any
 
 __all__ = [
     "TEXT_COLUMNS",
+    "ColumnValue",
     "EncodedPair",
     "Message",
     "common_prefix_length",
     "encode_pair",
     "encode_text",
     "is_messages",
+    "mask_column",
     "per_pair_columns",
 ]
 
@@ -51,6 +53,9 @@ Message = Mapping[str, Any]
 
 TEXT_COLUMNS = frozenset({"prompt", "chosen", "rejected", "prompt_ids", "chosen_ids", "rejected_ids"})
 """Columns that hold the example's text or token ids (every other numeric column is a per-pair column)."""
+
+ColumnValue = float | bool | tuple[float, ...] | tuple[bool, ...]
+"""A per-pair column's value for one pair: a number, a flag, or an equal-length list of either (e.g. ratings)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,13 +66,14 @@ class EncodedPair:
         prompt_ids: prompt tokens (may be empty).
         chosen_ids: tokens of the chosen response, after the prompt.
         rejected_ids: tokens of the rejected response.
-        columns: per-pair values by column name (``margin``, ``ref_chosen_logps``, a tie flag, ...).
+        columns: per-pair values by column name (``margin``, ``ref_chosen_logps``, a tie flag, a list of ratings
+            and its mask, ...).
     """
 
     prompt_ids: tuple[int, ...]
     chosen_ids: tuple[int, ...]
     rejected_ids: tuple[int, ...]
-    columns: Mapping[str, float | bool] = dataclasses.field(default_factory=dict)
+    columns: Mapping[str, ColumnValue] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("chosen_ids", "rejected_ids"):
@@ -206,27 +212,81 @@ def _chat_template_kwargs(example: Mapping[str, Any]) -> dict[str, Any]:
     return {**options, **extra}
 
 
-def per_pair_columns(example: Mapping[str, Any]) -> dict[str, float | bool]:
-    """The example's per-pair columns: every non-text column holding a number or a bool (``None`` = absent).
+_RATING_MASKS = {"chosen_ratings": "chosen_rating_mask", "rejected_ratings": "rejected_rating_mask"}
+
+
+def mask_column(name: str) -> str:
+    """The name of the mask of list column ``name``: ``NAME_mask``, except the rating columns ``chosen_ratings`` and
+    ``rejected_ratings``, whose masks are ``chosen_rating_mask`` and ``rejected_rating_mask`` (what
+    :class:`~rmreg.objectives.RatingMSE` and :class:`~rmreg.objectives.OrdinalRating` read).
+
+    Example:
+        >>> mask_column("chosen_ratings"), mask_column("scores")
+        ('chosen_rating_mask', 'scores_mask')
+    """
+    return _RATING_MASKS.get(name, f"{name}_mask")
+
+
+def _is_number(value: object) -> bool:
+    return not isinstance(value, bool) and (
+        isinstance(value, (int, float)) or (hasattr(value, "item") and getattr(value, "ndim", 1) == 0)
+    )
+
+
+def _finite(key: str, value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"column {key!r} is {number}: per-pair values must be finite numbers (None = missing)")
+    return number
+
+
+def _list_column(key: str, values: Sequence[Any]) -> dict[str, ColumnValue] | None:
+    """A list of numbers (``None`` = missing: 0 with a False in its mask column) or of flags; else ``None``."""
+    if not values:
+        return None
+    if all(isinstance(v, bool) for v in values):
+        return {key: tuple(values)}
+    if not all(v is None or _is_number(v) for v in values):
+        return None
+    numbers = tuple(0.0 if v is None else _finite(key, v) for v in values)
+    return {key: numbers, mask_column(key): tuple(v is not None for v in values)}
+
+
+def per_pair_columns(example: Mapping[str, Any]) -> dict[str, ColumnValue]:
+    """The example's per-pair columns: every non-text column holding a number, a bool, or a list of either.
+
+    A scalar ``None`` means the column is absent. A list of numbers (per-attribute ratings, say) may hold ``None``
+    for a missing value: it becomes 0, and a bool list column named by :func:`mask_column` (``chosen_ratings`` →
+    ``chosen_rating_mask``, else ``NAME_mask``) says which values are there; collated, a list column is a
+    ``[pairs, A]`` tensor, every pair's list of the same length A.
 
     Raises:
-        ValueError: a per-pair number that is NaN or infinite, naming the column.
+        ValueError: a per-pair number that is NaN or infinite, or a list column whose mask name is taken by another
+            column, naming the column.
 
     Example:
         >>> per_pair_columns({"chosen": "a", "rejected": "b", "margin": 2, "tie": False, "id": "x7"})
         {'margin': 2.0, 'tie': False}
+        >>> per_pair_columns({"chosen": "a", "rejected": "b", "chosen_ratings": [4, None, 3]})
+        {'chosen_ratings': (4.0, 0.0, 3.0), 'chosen_rating_mask': (True, False, True)}
     """
-    columns: dict[str, float | bool] = {}
+    columns: dict[str, ColumnValue] = {}
     for key, value in example.items():
         if key in TEXT_COLUMNS or value is None:
             continue
         if isinstance(value, bool):
             columns[key] = value
-        elif isinstance(value, (int, float)) or (hasattr(value, "item") and getattr(value, "ndim", 1) == 0):
-            number = float(value)
-            if not math.isfinite(number):
-                raise ValueError(f"column {key!r} is {number}: per-pair values must be finite numbers")
-            columns[key] = number
+        elif _is_number(value):
+            columns[key] = _finite(key, value)
+        elif isinstance(value, (list, tuple)) or (hasattr(value, "tolist") and getattr(value, "ndim", 0) == 1):
+            listed = _list_column(key, list(value.tolist() if hasattr(value, "tolist") else value))
+            for name in listed or {}:
+                if name != key and name in example:
+                    raise ValueError(
+                        f"column {key!r} has missing values, whose mask column {name!r} would replace the example's "
+                        f"own {name!r} column; rename one of them"
+                    )
+            columns.update(listed or {})
     return columns
 
 

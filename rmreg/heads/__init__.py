@@ -5,7 +5,8 @@ text-generation regularizer keeps those states useful for language modelling (Ya
 Fig. 1, https://arxiv.org/abs/2406.10216).
 """
 
+from rmreg.heads.ensemble import RewardEnsemble, aggregate_rewards, reward_spread
 from rmreg.heads.lm_head import RetainedLMHead
 from rmreg.heads.reward_head import HeadKind, RewardHead
 
-__all__ = ["HeadKind", "RetainedLMHead", "RewardHead"]
+__all__ = ["HeadKind", "RetainedLMHead", "RewardEnsemble", "RewardHead", "aggregate_rewards", "reward_spread"]

@@ -5,8 +5,11 @@ text-generation regularizer keeps those states useful for language modelling (Ya
 Fig. 1, https://arxiv.org/abs/2406.10216).
 """
 
+import math
+from collections.abc import Sequence
 from typing import Any, Literal
 
+import torch
 from torch import nn
 
 from rmreg._typing import Float, Tensor, shape_checked
@@ -29,6 +32,11 @@ class RewardHead(nn.Module):
     ``bias=True`` adds it (the paper's code has one; load its checkpoints with it). Checkpoints written before
     this option existed load with ``bias=True``, as they were.
 
+    With several outputs (one score per attribute: helpfulness, correctness, ... as in HelpSteer2 and ArmoRM),
+    :meth:`combine` turns them into the scalar reward that pair losses and a policy trainer see,
+    :math:`r = \sum_m w_m f_m` with the fixed ``output_weights`` :math:`w` (default :math:`1/M` each: the mean);
+    ``head(h)`` returns the scores ``[batch, M]``, :meth:`reward` the scalar ``[batch]``.
+
     The head keeps its own parameters' dtype (float32 by default) and casts incoming hidden states to it, so
     a bf16 backbone still gets a float32 reward.
 
@@ -42,6 +50,8 @@ class RewardHead(nn.Module):
         num_outputs: rewards per input (1: output ``[batch]``; more: ``[batch, num_outputs]``).
         bias: whether the output layer adds a learned constant (see above); the MLP's hidden layers always have
             biases.
+        output_weights: ``num_outputs`` finite numbers ``w`` of the scalar reward ``Σ_m w_m f_m``; ``None``: the
+            mean of the outputs (the output itself for one output).
 
     Example:
         >>> import torch
@@ -49,6 +59,10 @@ class RewardHead(nn.Module):
         >>> head = RewardHead(16).eval()
         >>> head(torch.randn(4, 16)).shape
         torch.Size([4])
+        >>> helpsteer = RewardHead(16, num_outputs=3, output_weights=[0.5, 0.3, 0.2]).eval()
+        >>> hidden = torch.randn(4, 16)
+        >>> helpsteer(hidden).shape, helpsteer.reward(hidden).shape
+        (torch.Size([4, 3]), torch.Size([4]))
     """
 
     def __init__(
@@ -61,6 +75,7 @@ class RewardHead(nn.Module):
         dropout: float | None = None,
         num_outputs: int = 1,
         bias: bool = False,
+        output_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if kind not in ("mlp", "linear"):
@@ -83,7 +98,11 @@ class RewardHead(nn.Module):
         self.dropout = dropout
         self.num_outputs = num_outputs
         self.bias = bias
+        self.output_weights = _check_output_weights(output_weights, num_outputs)
         self.layers = nn.Sequential(*self._build_layers())
+        weights = self.output_weights or [1.0 / num_outputs] * num_outputs
+        # not persistent: the weights are configuration (saved with config()), not learned state
+        self.register_buffer("combination", torch.tensor(weights, dtype=torch.float32), persistent=False)
 
     def _build_layers(self) -> list[nn.Module]:
         layers: list[nn.Module] = [nn.Dropout(self.dropout)] if self.dropout > 0 else []
@@ -112,6 +131,7 @@ class RewardHead(nn.Module):
             "dropout": self.dropout,
             "num_outputs": self.num_outputs,
             "bias": self.bias,
+            "output_weights": self.output_weights,
         }
 
     @shape_checked
@@ -124,3 +144,38 @@ class RewardHead(nn.Module):
             )
         rewards = self.layers(hidden_states.to(self.output_layer.weight.dtype))
         return rewards.squeeze(-1) if self.num_outputs == 1 else rewards
+
+    @shape_checked
+    def combine(self, outputs: Float[Tensor, " batch *outputs"]) -> Float[Tensor, " batch"]:
+        """The scalar reward ``Σ_m w_m f_m`` ``[batch]`` of this head's outputs (what :meth:`forward` returned).
+
+        One output without ``output_weights`` is returned as it is (bit for bit).
+        """
+        if outputs.shape[1:] != self.output_shape:
+            raise ValueError(f"outputs of this head have shape [batch, *{self.output_shape}], got {outputs.shape}")
+        if self.num_outputs == 1 and self.output_weights is None:
+            return outputs
+        matrix = outputs.reshape(outputs.shape[0], self.num_outputs)
+        return matrix @ self.combination.to(matrix.dtype)
+
+    @shape_checked
+    def reward(self, hidden_states: Float[Tensor, "batch hidden"]) -> Float[Tensor, " batch"]:
+        """The scalar reward ``[batch]``: :meth:`combine` of :meth:`forward`."""
+        return self.combine(self(hidden_states))
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """The shape of one row's outputs: ``()`` for one output, ``(num_outputs,)`` for several."""
+        return () if self.num_outputs == 1 else (self.num_outputs,)
+
+
+def _check_output_weights(weights: Sequence[float] | None, num_outputs: int) -> list[float] | None:
+    if weights is None:
+        return None
+    numbers = list(weights) if isinstance(weights, Sequence) and not isinstance(weights, str) else None
+    ok = numbers is not None and all(
+        isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in numbers
+    )
+    if not ok or numbers is None or len(numbers) != num_outputs:
+        raise ValueError(f"output_weights must be {num_outputs} finite numbers (num_outputs), got {weights!r}")
+    return [float(w) for w in numbers]

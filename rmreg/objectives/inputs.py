@@ -15,8 +15,14 @@ name                                        shape                  what
 ``chosen_token_mask``, ``rejected_token_mask``  ``[pairs, seq−1]``  True where the position scores a response token
 ``chosen_lengths``, ``rejected_lengths``    ``[pairs]``            number of response tokens (int64)
 ``group_rewards``                           ``[groups, K]``        rewards of a ranked group's completions, best first
+``chosen_attribute_rewards``, ``rejected_…``  ``[pairs, A]``        a :class:`~rmreg.RewardHead`'s A outputs
+``chosen_head_rewards``, ``rejected_…``     ``[pairs, K]``         a :class:`~rmreg.heads.RewardEnsemble`'s K heads
+``head_bootstrap_weights``                  ``[pairs, K]``         the ensemble's bootstrap counts of this batch
 ``group_logps``, ``ref_group_logps``        ``[groups, K]``        their summed log-probs (policy, reference)
 ==========================================  =====================  ==================================================
+
+``chosen_rewards`` is always the scalar reward: the head's weighted combination of its attributes
+(:meth:`~rmreg.RewardHead.combine`) or the ensemble's mean, so every pair term works with any head.
 
 For a batch of ranked groups (:class:`~rmreg.data.GroupCollator`; its ``group_index`` and ``group_mask``
 ``[groups, K]`` columns say where each completion sits) the objective's "pairs" are the groups: ``chosen_*`` are each
@@ -36,6 +42,8 @@ if TYPE_CHECKING:
     from rmreg.objectives.term import Term
 
 __all__ = [
+    "ATTRIBUTE_INPUTS",
+    "ENSEMBLE_INPUTS",
     "HIDDEN_INPUTS",
     "LOGPS_INPUTS",
     "MODEL_INPUTS",
@@ -56,8 +64,18 @@ LENGTH_INPUTS = frozenset({"chosen_lengths", "rejected_lengths"})
 SCALAR_COLUMNS = frozenset({"margin", "tie"})
 """Batch columns with a fixed meaning and shape ``[pairs]``: the margin loss's margin, a tie flag."""
 GROUP_INPUTS = frozenset({"group_rewards", "group_logps", "ref_group_logps"})
+ATTRIBUTE_INPUTS = frozenset({"chosen_attribute_rewards", "rejected_attribute_rewards"})
+ENSEMBLE_INPUTS = frozenset({"chosen_head_rewards", "rejected_head_rewards", "head_bootstrap_weights"})
 MODEL_INPUTS = (
-    REWARD_INPUTS | LOGPS_INPUTS | REFERENCE_INPUTS | HIDDEN_INPUTS | TOKEN_INPUTS | LENGTH_INPUTS | GROUP_INPUTS
+    REWARD_INPUTS
+    | LOGPS_INPUTS
+    | REFERENCE_INPUTS
+    | HIDDEN_INPUTS
+    | TOKEN_INPUTS
+    | LENGTH_INPUTS
+    | GROUP_INPUTS
+    | ATTRIBUTE_INPUTS
+    | ENSEMBLE_INPUTS
 )
 """Every input name the model computes on request (all others are batch columns)."""
 
@@ -266,14 +284,25 @@ def _describe(value: object) -> str:
     return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
 
 
+_MATRIX_INPUTS = {
+    **dict.fromkeys(HIDDEN_INPUTS, "hidden"),
+    **dict.fromkeys(TOKEN_INPUTS, "positions"),
+    **dict.fromkeys(GROUP_INPUTS, "K"),
+    **dict.fromkeys(ATTRIBUTE_INPUTS, "attributes"),
+    **dict.fromkeys(ENSEMBLE_INPUTS, "heads"),
+}
+"""Model inputs of shape ``[pairs, second]``, by name: what the second dimension counts."""
+
+
 def check_input_shape(name: str, value: object, pairs: int) -> None:
     """Raise ``ValueError`` unless ``value`` is a tensor of the shape input ``name`` has for ``pairs`` pairs."""
     if not isinstance(value, Tensor):
         raise ValueError(f"input {name!r} must be a tensor, got {type(value).__name__}")
-    if name in HIDDEN_INPUTS or name in TOKEN_INPUTS or name in GROUP_INPUTS:
+    if name in _MATRIX_INPUTS:
         if value.ndim != 2 or value.shape[0] != pairs:
-            second = "hidden" if name in HIDDEN_INPUTS else "positions" if name in TOKEN_INPUTS else "K"
-            raise ValueError(f"{name} must have shape [pairs={pairs}, {second}], got {tuple(value.shape)}")
+            raise ValueError(
+                f"{name} must have shape [pairs={pairs}, {_MATRIX_INPUTS[name]}], got {tuple(value.shape)}"
+            )
     elif name in MODEL_INPUTS or name in SCALAR_COLUMNS:
         if tuple(value.shape) != (pairs,):
             raise ValueError(f"{name} must have shape [pairs] = ({pairs},), got {tuple(value.shape)}")

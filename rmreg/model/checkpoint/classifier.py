@@ -211,6 +211,7 @@ def read_classifier(directory: Path, backbone: dict[str, Any], head: RewardHead)
     if remote:
         recorded = dict(config.get("reward_head") or {})
         dtype = recorded.pop("dtype", None)
+        recorded.setdefault("output_weights", None)  # written before several outputs had weights
         if recorded != head.config() or dtype != dtype_name(head.output_layer.weight.dtype):
             raise ValueError(f"{path}: its reward_head {config.get('reward_head')} disagrees with rmreg_config.json's")
         fields = config.get("backbone_config")

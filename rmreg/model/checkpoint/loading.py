@@ -46,6 +46,7 @@ def _reward_head(directory: Path, config: dict[str, Any]) -> RewardHead:
     fields = dict(config["reward_head"])
     if config["format_version"] == 1:
         fields.setdefault("bias", True)  # format 1 predates the option: its heads all had an output bias
+    fields.setdefault("output_weights", None)  # written before several outputs had weights: their mean
     known = set(RewardHead(1).config())
     if set(fields) != known:
         raise _fail(directory, config, f"reward_head has fields {sorted(fields)}, expected {sorted(known)}")

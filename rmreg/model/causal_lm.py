@@ -197,7 +197,7 @@ def _check_has_lm_head(module: nn.Module) -> None:
         )
 
 
-def _check_not_sharded_alone(module: nn.Module) -> None:
+def check_not_sharded_alone(module: nn.Module) -> None:
     """Refuse an LM head whose weight is still sharded (a DTensor) when the regularizer reads it.
 
     That happens when FSDP2 makes the LM head a unit of its own: nothing unshards it, since the model reads its
@@ -233,7 +233,7 @@ def response_logprobs(
     Only those rows' response positions reach the LM head (the fused per-sequence path of :mod:`rmreg.ops`).
     """
     _check_has_lm_head(head.lm_head)
-    _check_not_sharded_alone(head.lm_head)
+    check_not_sharded_alone(head.lm_head)
     row_of_token, position = response_tokens(labels, rows)
     source = rows[row_of_token]
     return head.sequence_logprobs(
@@ -251,7 +251,7 @@ def response_token_logprobs(
     t+1; 0 off the response), and the mask of response positions. Only response positions reach the LM head.
     """
     _check_has_lm_head(head.lm_head)
-    _check_not_sharded_alone(head.lm_head)
+    check_not_sharded_alone(head.lm_head)
     mask = labels[rows, 1:] != IGNORE_INDEX
     row_of_token, position = mask.nonzero(as_tuple=True)
     source = rows[row_of_token]

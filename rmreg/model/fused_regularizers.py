@@ -86,7 +86,9 @@ def fused_forward(
         pair_inputs = with_logps(logps)
         return sum(weight * term.per_pair(pair_inputs).mean() for weight, term in fused)  # type: ignore[return-value]
 
-    fused_loss, logps = model.retained_lm_head.logprob_loss(
+    head = model.retained_lm_head
+    lm.check_not_sharded_alone(head.lm_head)
+    fused_loss, logps = head.logprob_loss(
         hidden[source, position],
         labels[source, position + 1],
         row_of_token,

@@ -27,7 +27,7 @@ def test_generalization_quick_mode_writes_tables_and_best_of_n(tmp_path: Path) -
         pytest.skip("benchmarks/ is not shipped with the installed package")
     env = {**os.environ, "RMREG_CACHE": str(tmp_path / "cache")}
     out = tmp_path / "out"
-    subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)], check=True, timeout=180, env=env)
+    subprocess.run([sys.executable, str(SCRIPT), "--quick", "--out", str(out)], check=True, timeout=900, env=env)
 
     runs = _rows(out / "generalization_runs.csv")
     main_tables = [row for row in runs if not row["table"].startswith("ablation")]

@@ -14,7 +14,7 @@ def run_quick(script: str, out: Path) -> None:
     path = BENCHMARKS / script
     if not path.exists():
         pytest.skip("benchmarks/ is not shipped with the installed package")
-    subprocess.run([sys.executable, str(path), "--quick", "--out", str(out)], check=True, timeout=120)
+    subprocess.run([sys.executable, str(path), "--quick", "--out", str(out)], check=True, timeout=600)
 
 
 @pytest.mark.slow

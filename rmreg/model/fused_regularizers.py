@@ -15,6 +15,7 @@ fused op, one backward pass per forward pass.
 """
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -26,16 +27,17 @@ from rmreg.model.pair_outputs import compute_pair_inputs
 from rmreg.objectives import Needs, Objective, PairInputs, Term
 from rmreg.objectives.inputs import LOGPS_INPUTS, union
 
+if TYPE_CHECKING:
+    from rmreg.model.reward_model import RegularizedRewardModel
+
 __all__ = ["fusable_weights", "fused_forward"]
 
 
 def fusable_weights(objective: Objective) -> tuple[float, float] | None:
     """The ``(w_c, w_r)`` shared by every term of ``objective`` that reads log-probs, or ``None`` if not fusable."""
-    reading = [term for term in objective.terms if term.needs.policy_logps]  # type: ignore[union-attr]
-    weights = {term.logps_weights for term in reading}  # type: ignore[union-attr]
-    if not reading or None in weights or len(weights) != 1:
-        return None
-    if any(term.needs.token_logps for term in reading):  # type: ignore[union-attr]
+    reading = [term for _, term in objective.weighted_terms() if term.needs.policy_logps]
+    weights = {term.logps_weights for term in reading}
+    if not reading or len(weights) != 1 or any(term.needs.token_logps for term in reading):
         return None
     return weights.pop()
 
@@ -45,7 +47,7 @@ def _fused_term(term: Term) -> bool:
 
 
 def fused_forward(
-    model: torch.nn.Module,
+    model: "RegularizedRewardModel",
     objective: Objective,
     weights: tuple[float, float],
     input_ids: Tensor,
@@ -56,7 +58,7 @@ def fused_forward(
     """``model(**batch)`` with the objective's log-prob terms fused into the LM-head pass (see the module docstring)."""
     if labels is None:
         raise ValueError("the objective's regularizer needs labels (response token ids, -100 elsewhere)")
-    names = union(term.needs for term in objective.terms).names  # type: ignore[union-attr]
+    names = union(term.needs for _, term in objective.weighted_terms()).names
     keep: dict[str, Tensor] = {}
     inputs = compute_pair_inputs(
         causal_lm=model.causal_lm,

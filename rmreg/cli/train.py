@@ -1,8 +1,10 @@
 """``rmreg train``: train reward models with one or more objectives, save them, and report their accuracy.
 
 With no arguments it runs offline on the built-in task (see :mod:`rmreg.task.runs`): it pre-trains the tiny LM
-once (cached), trains reward models with Bradley–Terry and with GRM over several seeds, and prints pair accuracy
-in the shape of the paper's Table 1, in-distribution and on shifted splits.
+once (cached), trains reward models with Bradley–Terry and with GRM over five seeds, and prints pair accuracy
+in the shape of the paper's Table 1, in-distribution and on shifted splits; then one line per split with the paired
+difference GRM − BT (same seeds, same data order) and its 95% t-interval, and best-of-N with every model as the
+proxy (the built-in LM's samples, scored by the task's gold reward), as in the paper's Figure 2.
 
 Everything a run can be refused for is checked before any model work, in this order: the options, the output
 directory, the data files (every row), the model's config and tokenizer (a decoder, positions enough for
@@ -26,7 +28,8 @@ USER_ALPHA, USER_LEARNING_RATE = 0.01, 1e-5
 DESCRIPTION = (
     "Train reward models with one or more objectives, save them, and report their pair accuracy. With no "
     "arguments: offline, on the built-in synthetic task, pre-train a tiny LM once (cached), train reward models "
-    "with Bradley–Terry and GRM over several seeds, and print accuracy in-distribution and on shifted splits. "
+    "with Bradley–Terry and GRM over five seeds, print accuracy in-distribution and on shifted splits, the paired "
+    "difference GRM − BT per split with its 95% interval, and best-of-N with each model as the proxy. "
     "MODEL and DATA may be given as positionals or as --model and --data."
 )
 
@@ -115,6 +118,18 @@ def add_parser(subparsers: Any) -> None:
         type=positive_int,
         default=builtin.TEST_PAIRS,
         help=f"pairs per test split (default: {builtin.TEST_PAIRS})",
+    )
+    task.add_argument(
+        "--bon-prompts",
+        type=non_negative_int,
+        default=builtin.BON_PROMPTS,
+        help=f"best-of-N prompts (default: {builtin.BON_PROMPTS}; 0 skips best-of-N)",
+    )
+    task.add_argument(
+        "--bon-samples",
+        type=non_negative_int,
+        default=builtin.BON_SAMPLES,
+        help=f"best-of-N: samples of the built-in LM per prompt, the largest N (default: {builtin.BON_SAMPLES})",
     )
     task.add_argument(
         "--pretrain-steps",

@@ -22,11 +22,13 @@ from rmreg.objectives import PRESETS, Objective
 from rmreg.objectives import objective as named_objective
 from rmreg.pretrained import build_reward_model, load_config, load_tokenizer, quiet_transformers, resolve_max_length
 from rmreg.task import runs as builtin
+from rmreg.task.best_of_n import Candidates, powers_of_two
 from rmreg.training import TrainingConfig, evaluate, train
 
 __all__ = ["run"]
 
 Rows = DataFile | list[dict[str, Any]]
+_EVAL_BATCH = 256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,10 +200,15 @@ def _setup(args: argparse.Namespace, model_dir: Path, rows: Rows, eval_rows: dic
 
 
 def _train_all(
-    args: argparse.Namespace, plan: _Plan, setup: _Setup, state: Any, output: RunDirectory
+    args: argparse.Namespace,
+    plan: _Plan,
+    setup: _Setup,
+    state: Any,
+    output: RunDirectory,
+    candidates: Candidates | None = None,
 ) -> list[dict[str, Any]]:
-    """Train one model per objective and seed, save each (main process) into the staging directory, and return
-    their records (with the checkpoints' final paths)."""
+    """Train one model per objective and seed, save each (main process) into the staging directory, run best-of-N
+    with it on ``candidates`` (if any), and return their records (with the checkpoints' final paths)."""
     runs: list[dict[str, Any]] = []
     total = len(plan.objectives) * len(plan.seeds)
     for name, objective in plan.objectives.items():
@@ -212,32 +219,53 @@ def _train_all(
                 f"{args.epochs} epochs",
             )
             model = build_reward_model(setup.model_dir, objective, head=args.head, lora=args.lora, seed=seed)
-            result = train(
-                model,
-                setup.examples,
-                setup.collator,
-                dataclasses.replace(plan.config, seed=seed),
-                eval_sets=setup.eval_sets,
-            )
+            started = time.perf_counter()
+            # Evaluated once, after the last epoch (the numbers reported), not after every epoch.
+            result = train(model, setup.examples, setup.collator, dataclasses.replace(plan.config, seed=seed))
+            final = {
+                split: evaluate(result.model, pairs, setup.collator, batch_size=_EVAL_BATCH)
+                for split, pairs in setup.eval_sets.items()
+            }
             folder = name if len(plan.seeds) == 1 else f"{name}-seed{seed}"
+            record = {
+                "label": plan.labels[name],
+                "objective": name,
+                "seed": seed,
+                "checkpoint": str(output.path / folder),
+                "final": final,
+                "evaluations": [{"epoch": plan.config.epochs, **final}],
+                "history": result.history,
+            }
             if state.is_main_process:
                 assert output.staging is not None
                 result.model.save_pretrained(output.staging / folder, tokenizer=setup.tokenizer)
-            scores = ", ".join(f"{split} {100 * m['reward_accuracy']:.1f}%" for split, m in result.final.items())
-            _say(state, f"  {scores} ({result.seconds:.0f}s)")
-            runs.append(
-                {
-                    "label": plan.labels[name],
-                    "objective": name,
-                    "seed": seed,
-                    "checkpoint": str(output.path / folder),
-                    "seconds": result.seconds,
-                    "final": result.final,
-                    "evaluations": result.evaluations,
-                    "history": result.history,
-                }
-            )
+                if candidates is not None:
+                    record["best_of_n"] = _best_of_n(result.model, setup.tokenizer, candidates)
+            record["seconds"] = round(time.perf_counter() - started, 2)
+            scores = ", ".join(f"{split} {100 * m['reward_accuracy']:.1f}%" for split, m in final.items())
+            _say(state, f"  {scores} ({record['seconds']:.0f}s)")
+            runs.append(record)
     return runs
+
+
+def _best_of_n(model: Any, tokenizer: Any, candidates: Candidates) -> dict[str, Any]:
+    """The best-of-N curve of the policy's samples with ``model`` as the proxy."""
+    ns = powers_of_two(candidates.gold.shape[1])
+    return candidates.curve(lambda items: model.score_texts(tokenizer, items, batch_size=_EVAL_BATCH), ns)
+
+
+def _candidates(args: argparse.Namespace, state: Any) -> Candidates | None:
+    """The built-in LM's samples for best-of-N (main process; ``None`` when switched off)."""
+    if not (args.bon_prompts and args.bon_samples) or not state.is_main_process:
+        return None
+    started = time.perf_counter()
+    candidates = builtin.best_of_n_candidates(args.pretrain_steps, args.bon_prompts, args.bon_samples)
+    _say(
+        state,
+        f"best-of-N: sampled {args.bon_samples} responses to each of {args.bon_prompts} prompts from the built-in LM "
+        f"(the policy; mean gold reward {candidates.gold.mean():+.3f}) in {time.perf_counter() - started:.0f}s",
+    )
+    return candidates
 
 
 def _base_lm_accuracy(setup: _Setup) -> dict[str, float]:
@@ -255,6 +283,33 @@ def _print_tables(summary: Mapping[str, Any], base_lm: Mapping[str, float], buil
     print(reporting.accuracy_table(summary, "lm_accuracy", extra_rows={"base LM (before training)": base_lm}))
     if builtin_data:
         print(builtin.DESCRIPTION)
+
+
+def _print_verdicts(runs: list[dict[str, Any]], builtin_data: bool) -> dict[str, Any]:
+    """Each objective against Bradley–Terry (paired over seeds) and the best-of-N verdict; what was printed."""
+    shifted = [name for name in builtin.SPLITS if name not in ("train", "test")] if builtin_data else []
+    lines = {"accuracy": reporting.accuracy_lines(runs, shifted=shifted), "best_of_n": reporting.best_of_n_lines(runs)}
+    if lines["accuracy"]:
+        print("\nPaired differences in reward-model pair accuracy (same seeds, same data order; t-interval):")
+        print("\n".join(lines["accuracy"]))
+    elif "bt" in {run["objective"] for run in runs}:
+        print("\n(no paired differences: comparing with bt needs another objective and at least 2 seeds)")
+    if lines["best_of_n"]:
+        n, kl = runs[0]["best_of_n"]["n"][-1], runs[0]["best_of_n"]["kl"][-1]
+        print(
+            f"\nBest-of-N, N = 1 … {n} (KL up to {kl:.2f}): each reward model picks the best of N samples of the "
+            "built-in LM; the task's gold reward scores the pick (mean over prompts and seeds):"
+        )
+        print("\n".join(lines["best_of_n"]))
+    return lines
+
+
+def _paired_records(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """For metrics.json: label − bt → split → the paired difference (points) with its interval and verdict."""
+    return {
+        f"{label} − bt": {split: d.to_dict() for split, d in reporting.paired_differences(runs, "bt", label).items()}
+        for label in reporting.comparisons(runs)
+    }
 
 
 def _write_outputs(
@@ -277,7 +332,12 @@ def _write_outputs(
         **results,
     }
     (output.staging / METRICS).write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n")
-    plotted = reporting.plot_curves(results["runs"], output.staging / "training_curves.png")
+    data = "the built-in task" if args.data is None else Path(args.data).name
+    title = (
+        f"rmreg train: {' vs '.join(plan.labels.values())} on {data}, {len(setup.examples)} training pairs, "
+        f"{len(plan.seeds)} seed(s)"
+    )
+    plotted = reporting.plot_curves(results["runs"], output.staging / "training_curves.png", title=title)
     output.commit()
     plot = output.path / "training_curves.png"
     print(
@@ -305,13 +365,22 @@ def run(args: argparse.Namespace, start: float) -> int:
     if state.is_main_process:
         output.start()
     try:
-        runs = _train_all(args, plan, setup, state, output)
+        candidates = _candidates(args, state) if builtin_data and builtin_model else None
+        runs = _train_all(args, plan, setup, state, output, candidates)
         if not state.is_main_process:
             return 0
         summary = reporting.summarize(runs)
         base_lm = _base_lm_accuracy(setup)
         _print_tables(summary, base_lm, builtin_data)
-        results = {"pretrained_lm": pretrained, "summary": summary, "base_lm_accuracy": base_lm, "runs": runs}
+        verdicts = _print_verdicts(runs, builtin_data)
+        results = {
+            "pretrained_lm": pretrained,
+            "summary": summary,
+            "base_lm_accuracy": base_lm,
+            "paired_differences": _paired_records(runs),
+            "verdicts": verdicts,
+            "runs": runs,
+        }
         _write_outputs(args, plan, setup, {**results, "seconds": round(time.perf_counter() - start, 1)}, output)
     finally:
         output.discard()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rmreg import RegularizedRewardModel
+from rmreg import RegularizedRewardModel, reporting
 from rmreg.data import encode_pair
 from rmreg.testing import tiny_tokenizer, toy_pairs
 
@@ -45,6 +45,34 @@ def test_default_run_writes_checkpoints_metrics_plot_and_the_table(builtin_run: 
         "policy": "keep_end",
     }
     assert not [path for path in out.parent.iterdir() if ".partial-" in path.name]  # the staging folder is gone
+
+
+def test_default_run_ends_with_paired_differences_and_the_best_of_n_verdict(tmp_path: Path, monkeypatch, cli) -> None:
+    monkeypatch.setenv("RMREG_CACHE", str(tmp_path / "cache"))
+    argv = ["train", *cli.TINY_BUILTIN, "--seeds", "3", "--bon-prompts", "2", "--bon-samples", "4"]
+    code, printed, err = cli.run([*argv, "--output-dir", str(tmp_path / "out"), "--no-progress"])
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    # One line per split, the shifted ones marked; each is the paired t-interval of GRM − BT over the 3 seeds.
+    paired = printed.split("Paired differences in reward-model pair accuracy")[1].split("\n\n")[0].splitlines()[1:]
+    assert [line.split(":")[0] for line in paired] == ["test", *(f"{name} (shifted)" for name in SHIFTED)]
+    differences = metrics["paired_differences"]["grm-sft (α=0.1) − bt"]
+    for line, split in zip(paired, ["test", *SHIFTED], strict=True):
+        by_seed = {
+            name: [run["final"][split]["reward_accuracy"] for run in metrics["runs"] if run["objective"] == name]
+            for name in ("bt", "grm-sft")
+        }
+        expected = reporting.paired_difference(by_seed["bt"], by_seed["grm-sft"])
+        assert differences[split]["mean"] == pytest.approx(expected.mean)
+        marked = f"{split} (shifted)" if split != "test" else split
+        assert line == f"{marked}: " + expected.describe("GRM (grm-sft, α=0.1) − BT")
+        assert line.endswith(("better", "no detectable difference", "worse")) and "over 3 seeds" in line
+    # Best-of-N: one curve per run (N = 1, 2, 4) and a verdict line per objective, then GRM − BT at the largest N.
+    assert all(run["best_of_n"]["n"] == [1, 2, 4] for run in metrics["runs"])
+    verdict = printed.split("Best-of-N, N = 1 … 4")[1].splitlines()[1:4]
+    assert verdict[0].startswith("bt: gold ") and verdict[1].startswith("GRM (grm-sft, α=0.1): gold ")
+    assert verdict[2].startswith("N = 4: GRM (grm-sft, α=0.1) − BT: ") and "gold (95% CI over 3 seeds)" in verdict[2]
+    assert metrics["verdicts"]["best_of_n"] == verdict
 
 
 def test_a_second_run_loads_the_pretrained_lm_from_the_cache(

@@ -1,5 +1,4 @@
-"""Reports of reward-model runs: mean ± std over seeds, accuracy tables in the shape of the paper's Table 1, and
-training curves. Used by ``rmreg train`` and the generalization benchmark.
+"""Mean ± std over seeds and accuracy tables in the shape of the paper's Table 1.
 
 Example:
     >>> runs = [{"label": "bt", "final": {"test": {"reward_accuracy": a, "pairs": 8}}} for a in (0.5, 0.75)]
@@ -10,10 +9,9 @@ Example:
 
 import statistics
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-__all__ = ["accuracy_table", "headless_pyplot", "plot_curves", "summarize"]
+__all__ = ["accuracy_table", "summarize"]
 
 Runs = Sequence[Mapping[str, Any]]
 
@@ -74,55 +72,3 @@ def accuracy_table(
         for label, cells in rows
     ]
     return "\n".join(lines)
-
-
-def _smooth(values: Sequence[float], window: int) -> list[float]:
-    out, total = [], 0.0
-    for i, value in enumerate(values):
-        total += value - (values[i - window] if i >= window else 0.0)
-        out.append(total / min(i + 1, window))
-    return out
-
-
-def headless_pyplot() -> Any:
-    """``matplotlib.pyplot`` on the file-only Agg backend, or ``None`` when matplotlib is not installed."""
-    try:
-        import matplotlib
-    except ImportError:
-        return None
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    return pyplot
-
-
-def plot_curves(runs: Runs, path: Path) -> bool:
-    """Training loss and training-batch accuracy against the optimizer step, one line per run (seed), one
-    colour per objective.
-
-    Returns:
-        ``False`` (and writes nothing) when matplotlib is not installed.
-    """
-    pyplot = headless_pyplot()
-    if pyplot is None:
-        return False
-    figure, axes = pyplot.subplots(1, 2, figsize=(11, 4))
-    labels, legended = list(dict.fromkeys(run["label"] for run in runs)), set()
-    for run in runs:
-        steps = [record["step"] for record in run["history"]]
-        window = max(1, len(steps) // 10)
-        legend = None if run["label"] in legended else run["label"]  # one legend entry per objective, not per seed
-        legended.add(run["label"])
-        for axis, key in zip(axes, ("loss", "accuracy"), strict=True):
-            values = _smooth([record[key] for record in run["history"]], window)
-            axis.plot(steps, values, color=f"C{labels.index(run['label'])}", alpha=0.7, label=legend)
-    axes[0].set_ylabel("training loss, all terms (moving average)")
-    axes[1].set_ylabel("training pair accuracy (moving average)")
-    for axis in axes:
-        axis.set_xlabel("optimizer step")
-        axis.grid(alpha=0.3)
-    axes[1].legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    pyplot.close(figure)
-    return True

@@ -1,0 +1,53 @@
+"""Ties and batch-sum regularization through the TRL trainer: the formats TRL can carry (pairs with extra columns).
+
+Ranked groups of K completions are not a format TRL's RewardTrainer carries (its batches are pairs); they train
+through :class:`rmreg.data.GroupCollator` with rmreg's own loop or plain PyTorch (tests/model/test_group_outputs.py).
+"""
+
+from pathlib import Path
+
+import pytest
+import torch
+from trl_testing import config
+
+import rmreg
+from rmreg.testing import tiny_causal_lm, tiny_tokenizer, toy_pairs
+
+datasets = pytest.importorskip("datasets")
+pytest.importorskip("trl")
+
+from rmreg.integrations.trl import RegularizedRewardTrainer  # noqa: E402
+
+
+def tied_pairs(n: int) -> list[dict]:
+    return [{**pair, "tie": i % 3 == 0} for i, pair in enumerate(toy_pairs(n))]
+
+
+@pytest.mark.parametrize("name", ["rao-kupper+grm-sft", "davidson", "bsr+grm-dpo-noref"])
+def test_tie_and_batch_objectives_train_and_log_every_term(tmp_path: Path, name: str) -> None:
+    trainer = RegularizedRewardTrainer(
+        tiny_causal_lm("llama"),
+        config(tmp_path, max_steps=3, per_device_train_batch_size=4, logging_steps=1, save_strategy="no"),
+        train_dataset=datasets.Dataset.from_list(tied_pairs(12)),
+        processing_class=tiny_tokenizer(),
+        objective=name,
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    names = [term.name for _, term in rmreg.objective(name).weighted_terms()]
+    assert logged and all(f"terms/{term}" in logged[-1] for term in names)
+    changed = [n for n, p in trainer.model.named_parameters() if p.requires_grad and not torch.equal(before[n], p)]
+    assert any(n.startswith("reward_head.") for n in changed) and any(n.startswith("causal_lm.") for n in changed)
+
+
+def test_a_tie_objective_without_a_tie_column_says_so(tmp_path: Path) -> None:
+    trainer = RegularizedRewardTrainer(
+        tiny_causal_lm("llama"),
+        config(tmp_path, max_steps=1, per_device_train_batch_size=4, save_strategy="no"),
+        train_dataset=datasets.Dataset.from_list(toy_pairs(8)),
+        processing_class=tiny_tokenizer(),
+        objective="rao-kupper",
+    )
+    with pytest.raises(ValueError, match="tie"):
+        trainer.train()

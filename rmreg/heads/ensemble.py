@@ -143,7 +143,8 @@ class RewardEnsemble(nn.Module):
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an int, got {seed!r}")
         member = {"kind": kind, "hidden": hidden, "num_layers": num_layers, "dropout": dropout, "bias": bias}
-        self.members = nn.ModuleList(RewardHead(hidden_size, **member) for _ in range(num_heads))  # type: ignore[arg-type]
+        heads = [RewardHead(hidden_size, **member) for _ in range(num_heads)]  # type: ignore[arg-type]
+        self.members: list[RewardHead] = nn.ModuleList(heads)  # type: ignore[assignment]
         self.hidden_size, self.num_heads, self.bootstrap, self.seed = hidden_size, num_heads, bootstrap, seed
         self.draws = 0
 
@@ -155,7 +156,7 @@ class RewardEnsemble(nn.Module):
     @property
     def output_layer(self) -> nn.Linear:
         """The first member's output layer (its dtype is every member's)."""
-        return self.members[0].output_layer  # type: ignore[no-any-return]
+        return self.members[0].output_layer
 
     def config(self) -> dict[str, Any]:
         """JSON-able constructor arguments; ``RewardEnsemble(**ensemble.config())`` rebuilds the architecture."""

@@ -102,6 +102,7 @@ class RewardHead(nn.Module):
         self.layers = nn.Sequential(*self._build_layers())
         weights = self.output_weights or [1.0 / num_outputs] * num_outputs
         # not persistent: the weights are configuration (saved with config()), not learned state
+        self.combination: Tensor
         self.register_buffer("combination", torch.tensor(weights, dtype=torch.float32), persistent=False)
 
     def _build_layers(self) -> list[nn.Module]:

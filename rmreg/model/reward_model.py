@@ -346,7 +346,7 @@ class RegularizedRewardModel(nn.Module):
         if not attention_mask.bool().any(-1).all():
             raise ValueError("every row needs at least one real token (attention_mask is all 0 in some row)")
         hidden = lm.final_hidden_states(self.causal_lm, input_ids, attention_mask)
-        return self.reward_head(lm.pool_last(hidden, attention_mask))  # type: ignore[no-any-return]
+        return self.reward_head(lm.pool_last(hidden, attention_mask))
 
     def score_texts(
         self,

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rmreg.heads import RewardHead
+from rmreg.heads import RewardEnsemble, RewardHead
 from rmreg.model import causal_lm as lm
 from rmreg.model.atomic import staged_directory
 from rmreg.model.checkpoint.classifier import plan_classifier, write_classifier
@@ -34,7 +34,7 @@ __all__ = ["export_sequence_classifier"]
 @torch.no_grad()
 def export_sequence_classifier(
     causal_lm: nn.Module,
-    reward_head: RewardHead,
+    reward_head: RewardHead | RewardEnsemble,
     directory: str | os.PathLike[str],
     *,
     tokenizer: Any = None,
@@ -44,7 +44,8 @@ def export_sequence_classifier(
 
     Args:
         causal_lm: the backbone (a PEFT model is merged into a copy; the original is untouched).
-        reward_head: a :class:`~rmreg.RewardHead` (several outputs give ``num_outputs`` logits per row).
+        reward_head: a :class:`~rmreg.RewardHead` (several outputs give ``num_outputs`` logits per row) or a
+            :class:`~rmreg.heads.RewardEnsemble` (one logit per head; remote code).
         directory: where to write; an earlier checkpoint there is replaced whole, other entries are kept.
         tokenizer: saved beside it; its pad token decides the form (see the module docstring).
         max_shard_size: largest weight file before the weights are split into shards.

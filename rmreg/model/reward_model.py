@@ -393,11 +393,10 @@ class RegularizedRewardModel(nn.Module):
         checkpoint.save(checkpoint.Parts.of(self), directory, tokenizer=tokenizer)
 
     def _check_savable(self, method: str) -> None:
-        if isinstance(self.reward_head, RewardEnsemble):
+        if isinstance(self.reward_head, RewardEnsemble) and lm.is_sequence_classifier(self.causal_lm):
             raise ValueError(
-                f"{method}: a model with a RewardEnsemble head cannot be saved yet (its checkpoint and classifier "
-                "formats hold one RewardHead); save the backbone and torch.save(model.reward_head.state_dict()) "
-                "with its config() instead"
+                f"{method}: a sequence classifier's reward head is its score layer, which cannot hold a "
+                "RewardEnsemble; build the ensemble on the causal LM (AutoModelForCausalLM) to save it"
             )
 
     @classmethod
@@ -430,5 +429,4 @@ class RegularizedRewardModel(nn.Module):
         See :func:`rmreg.model.export.export_sequence_classifier`.
         """
         self._check_savable("export_sequence_classifier")
-        assert isinstance(self.reward_head, RewardHead)
         export.export_sequence_classifier(self.causal_lm, self.reward_head, directory, tokenizer=tokenizer)

@@ -13,8 +13,10 @@ import rmreg
 from rmreg import RewardHead
 from rmreg.data import PairCollator
 from rmreg.data.group_collation import GroupCollator
+from rmreg.heads import RewardEnsemble
 from rmreg.model import RegularizedRewardModel
 from rmreg.objectives import BradleyTerry, OrdinalRating, RatingMSE, SFTRegularizer
+from rmreg.objectives.ensemble import EnsembleBradleyTerry
 from rmreg.testing import tiny_causal_lm, tiny_tokenizer
 
 TOK = tiny_tokenizer()
@@ -132,7 +134,9 @@ def test_ordinal_ratings_through_the_model_and_learned_thresholds_get_gradients(
 
     ratings = [p["chosen_ratings"] for p in RATED] + [p["rejected_ratings"] for p in RATED]
     expected = naive.mean(naive_rating_term(scores, ratings, nll))
-    torch.testing.assert_close(out.terms["ordinal_rating"], torch.tensor(expected, dtype=torch.float64), rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(
+        out.terms["ordinal_rating"], torch.tensor(expected, dtype=torch.float64), rtol=1e-7, atol=1e-9
+    )
     out.loss.backward()
     assert term.raw_gaps.grad is not None and float(term.raw_gaps.grad.abs().sum()) > 0
 
@@ -200,3 +204,59 @@ def test_checkpoints_written_before_output_weights_still_load(tmp_path):
     assert loaded.reward_head.output_weights is None
     ids = torch.tensor([[1, 40, 41, 2]])
     assert torch.equal(loaded.score(ids, torch.ones_like(ids)), model.score(ids, torch.ones_like(ids)))
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_ensemble_checkpoint_round_trip_and_the_remote_code_classifier(tmp_path, kind):
+    from transformers import AutoModelForSequenceClassification
+
+    lm = tiny_causal_lm("llama")
+    head = RewardEnsemble(32, 3, kind=kind, hidden=8, bootstrap="poisson", seed=5)
+    model = RegularizedRewardModel(lm, reward_head=head, objective=EnsembleBradleyTerry() + SFTRegularizer()).eval()
+    batch = PairCollator(TOK)(RATED)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    model.save_pretrained(tmp_path / "model", tokenizer=TOK)
+    loaded = RegularizedRewardModel.from_pretrained(tmp_path / "model")
+    assert isinstance(loaded.reward_head, RewardEnsemble) and loaded.reward_head.config() == head.config()
+    assert loaded.objective.config() == model.objective.config()
+    assert torch.equal(loaded.score_heads(ids, mask), model.score_heads(ids, mask))
+    assert torch.equal(
+        loaded.reward_head.bootstrap_weights(4), RewardEnsemble(32, 3, bootstrap="poisson", seed=5).bootstrap_weights(4)
+    )
+    model.export_sequence_classifier(tmp_path / "exported", tokenizer=TOK)
+    for directory in ("model", "exported"):
+        classifier = AutoModelForSequenceClassification.from_pretrained(tmp_path / directory, trust_remote_code=True)
+        logits = classifier.eval()(input_ids=ids, attention_mask=mask).logits  # one per head; the reward is the mean
+        torch.testing.assert_close(logits, model.score_heads(ids, mask))
+        torch.testing.assert_close(logits.mean(-1), model.score(ids, mask))
+
+
+def test_an_ensemble_on_a_sequence_classifier_is_not_saved(tmp_path):
+    from transformers import LlamaForSequenceClassification
+
+    config = tiny_causal_lm("llama").config
+    config.num_labels = 1
+    classifier = LlamaForSequenceClassification(config)
+    model = RegularizedRewardModel(classifier, reward_head=RewardEnsemble(32, 2, kind="linear"))
+    for save in (model.save_pretrained, model.export_sequence_classifier):
+        with pytest.raises(ValueError, match="score layer, which cannot hold a RewardEnsemble"):
+            save(tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_ensemble_on_lora_adapters_round_trips(tmp_path):
+    import peft
+
+    lm = tiny_causal_lm("llama")
+    lm.save_pretrained(tmp_path / "base")
+    config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    adapted = peft.get_peft_model(lm, config)
+    head = RewardEnsemble(32, 3, hidden=8)
+    model = RegularizedRewardModel(adapted, reward_head=head, objective=EnsembleBradleyTerry()).eval()
+    model.save_pretrained(tmp_path / "lora")
+    loaded = RegularizedRewardModel.from_pretrained(tmp_path / "lora", base_model=str(tmp_path / "base"))
+    batch = PairCollator(TOK)(RATED)
+    assert torch.equal(
+        loaded.score_heads(batch["input_ids"], batch["attention_mask"]),
+        model.score_heads(batch["input_ids"], batch["attention_mask"]),
+    )

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from rmreg.heads import RewardHead
+from rmreg.heads import RewardEnsemble, RewardHead
 from rmreg.model.checkpoint.layout import CLASSIFIER_CONFIG
 from rmreg.model.checkpoint.tensors import read_weights, write_weights
 from rmreg.model.remote_code import MODULE_FILES, source
@@ -102,7 +102,7 @@ def _native_class(model: nn.Module) -> type | None:
     return cls if isinstance(score, nn.Linear) and score.bias is None and same_weights else None
 
 
-def plan_classifier(model: nn.Module, head: RewardHead, tokenizer: Any = None) -> ClassifierPlan:
+def plan_classifier(model: nn.Module, head: RewardHead | RewardEnsemble, tokenizer: Any = None) -> ClassifierPlan:
     """The form of ``model`` (a ``*ForCausalLM`` or ``*ForSequenceClassification``, adapters merged) with ``head``
     as a classifier, given the tokenizer it is used with (else its config's pad token); see the module docstring."""
     config = model.config
@@ -110,9 +110,11 @@ def plan_classifier(model: nn.Module, head: RewardHead, tokenizer: Any = None) -
     eos = _ids(config.eos_token_id) | _ids(getattr(tokenizer, "eos_token_id", None))
     head_dtype = head.output_layer.weight.dtype
     reasons = []
-    if head.kind != "linear" or head.num_outputs != 1:
+    if isinstance(head, RewardEnsemble):
+        reasons.append(f"the reward head is an ensemble of {head.num_heads} heads")
+    elif head.kind != "linear" or head.num_outputs != 1:
         reasons.append(f"the reward head is {head.kind} with {head.num_outputs} output(s), not one linear layer")
-    if head.bias:
+    if isinstance(head, RewardHead) and head.bias:
         reasons.append("the reward head has a bias, which the classifier's score layer cannot hold")
     if head_dtype != model.dtype:
         reasons.append(f"the head is {dtype_name(head_dtype)} on a {dtype_name(model.dtype)} backbone")
@@ -136,7 +138,12 @@ def _backbone_config(model: nn.Module) -> Any:
 
 
 def write_classifier(
-    directory: Path, model: nn.Module, head: RewardHead, plan: ClassifierPlan, *, max_shard_size: int | str
+    directory: Path,
+    model: nn.Module,
+    head: RewardHead | RewardEnsemble,
+    plan: ClassifierPlan,
+    *,
+    max_shard_size: int | str,
 ) -> None:
     """Write ``config.json``, the weights and (remote code) the modeling files of ``plan``'s form."""
     backbone = _backbone_config(model)
@@ -193,7 +200,9 @@ def _causal_config(fields: dict[str, Any], causal_class: str, where: Path) -> An
         raise ValueError(f"{where}: the backbone's config does not load ({error})") from None
 
 
-def read_classifier(directory: Path, backbone: dict[str, Any], head: RewardHead) -> tuple[Any, dict[str, Any]]:
+def read_classifier(
+    directory: Path, backbone: dict[str, Any], head: RewardHead | RewardEnsemble
+) -> tuple[Any, dict[str, Any]]:
     """Read back what :func:`write_classifier` wrote: the causal LM's config and the decoder's weights.
 
     The head's weights are loaded into ``head`` (strictly); ``backbone`` is ``rmreg_config.json``'s description.
@@ -211,7 +220,8 @@ def read_classifier(directory: Path, backbone: dict[str, Any], head: RewardHead)
     if remote:
         recorded = dict(config.get("reward_head") or {})
         dtype = recorded.pop("dtype", None)
-        recorded.setdefault("output_weights", None)  # written before several outputs had weights
+        if isinstance(head, RewardHead):
+            recorded.setdefault("output_weights", None)  # written before several outputs had weights
         if recorded != head.config() or dtype != dtype_name(head.output_layer.weight.dtype):
             raise ValueError(f"{path}: its reward_head {config.get('reward_head')} disagrees with rmreg_config.json's")
         fields = config.get("backbone_config")
@@ -228,13 +238,14 @@ def read_classifier(directory: Path, backbone: dict[str, Any], head: RewardHead)
     if unknown:
         raise ValueError(f"{directory}: tensors that are neither the decoder's nor the head's: {unknown[:5]}")
     if not remote:
+        assert isinstance(head, RewardHead), "an ensemble is always written with remote code"
         output_index = len(head.layers) - 1
         scores = {f"layers.{output_index}.{name}": tensor for name, tensor in scores.items()}
     load_head_state(head, scores, directory / "model.safetensors")
     return causal_config, decoder
 
 
-def load_head_state(head: RewardHead, state: dict[str, torch.Tensor], where: Path) -> None:
+def load_head_state(head: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
     """Load ``state`` into ``head``: the same names, shapes and dtype, every one used.
 
     Raises:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rmreg.heads import RewardHead
+from rmreg.heads import RewardEnsemble, RewardHead
 from rmreg.model import causal_lm as lm
 from rmreg.model.checkpoint.adapters import load_adapters
 from rmreg.model.checkpoint.causal_lms import (
@@ -42,16 +42,18 @@ def _fail(directory: Path, config: dict[str, Any], problem: str) -> ValueError:
     return ValueError(f"{directory / CONFIG_NAME}: {problem}; the checkpoint was written by {writer_of(config)}")
 
 
-def _reward_head(directory: Path, config: dict[str, Any]) -> RewardHead:
+def _reward_head(directory: Path, config: dict[str, Any]) -> RewardHead | RewardEnsemble:
     fields = dict(config["reward_head"])
+    head_class: type[RewardHead] | type[RewardEnsemble] = RewardEnsemble if "num_heads" in fields else RewardHead
     if config["format_version"] == 1:
         fields.setdefault("bias", True)  # format 1 predates the option: its heads all had an output bias
-    fields.setdefault("output_weights", None)  # written before several outputs had weights: their mean
-    known = set(RewardHead(1).config())
+    if head_class is RewardHead:
+        fields.setdefault("output_weights", None)  # written before several outputs had weights: their mean
+    known = set(RewardEnsemble(1, 1).config() if head_class is RewardEnsemble else RewardHead(1).config())
     if set(fields) != known:
         raise _fail(directory, config, f"reward_head has fields {sorted(fields)}, expected {sorted(known)}")
     try:
-        head = RewardHead(**fields)
+        head = head_class(**fields)
     except (TypeError, ValueError) as error:
         raise _fail(directory, config, f"reward_head: {first_line(error)}") from None
     return head.to(getattr(torch, config.get("reward_head_dtype", "float32")))
@@ -66,7 +68,7 @@ def _objective(directory: Path, config: dict[str, Any]) -> Objective | None:
         raise _fail(directory, config, f"objective: {first_line(error)}") from None
 
 
-def _full_backbone(directory: Path, config: dict[str, Any], head: RewardHead) -> nn.Module:
+def _full_backbone(directory: Path, config: dict[str, Any], head: RewardHead | RewardEnsemble) -> nn.Module:
     backbone = config["backbone"]
     causal_config, decoder = read_classifier(directory, backbone, head)
     lm_head = backbone["lm_head"]
@@ -103,7 +105,7 @@ def _full_backbone(directory: Path, config: dict[str, Any], head: RewardHead) ->
     return model
 
 
-def _head_file(directory: Path, head: RewardHead, *, legacy: bool) -> None:
+def _head_file(directory: Path, head: RewardHead | RewardEnsemble, *, legacy: bool) -> None:
     state = read_tensors(directory / HEAD_NAME)
     dtypes = {tensor.dtype for tensor in state.values()}
     if legacy and len(dtypes) == 1:  # format 1 records no dtype: the head has its tensors'
@@ -111,7 +113,7 @@ def _head_file(directory: Path, head: RewardHead, *, legacy: bool) -> None:
     load_head_state(head, state, directory / HEAD_NAME)
 
 
-def _share_score_layer(directory: Path, classifier: nn.Module, head: RewardHead) -> None:
+def _share_score_layer(directory: Path, classifier: nn.Module, head: RewardHead | RewardEnsemble) -> None:
     """Make ``head`` the PEFT classifier's score layer again (one weight), which its adapters restored."""
     score = lm.score_layer(classifier)
     if not torch.equal(score.weight, head.output_layer.weight):

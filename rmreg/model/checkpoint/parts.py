@@ -5,7 +5,7 @@ from typing import Any
 
 from torch import nn
 
-from rmreg.heads import RewardHead
+from rmreg.heads import RewardEnsemble, RewardHead
 from rmreg.objectives import Objective
 
 __all__ = ["Parts"]
@@ -17,7 +17,7 @@ class Parts:
 
     Attributes:
         causal_lm: the backbone (possibly a PEFT model).
-        reward_head: the reward head.
+        reward_head: the reward head (one head, or an ensemble).
         objective: the objective (``None`` for a scoring-only model).
         layout: ``"concat"`` or ``"interleaved"``.
         reference: ``None``, ``"adapters"``, or a separate reference causal LM.
@@ -25,7 +25,7 @@ class Parts:
     """
 
     causal_lm: nn.Module
-    reward_head: RewardHead
+    reward_head: RewardHead | RewardEnsemble
     objective: Objective | None
     layout: Any
     reference: Any

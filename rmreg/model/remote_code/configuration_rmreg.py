@@ -12,7 +12,8 @@ class RmregRewardConfig(PretrainedConfig):
     Args:
         backbone_config: the decoder's config, ``PretrainedConfig.to_dict()`` of the causal LM.
         reward_head: ``hidden_size``, ``kind`` (``"mlp"`` or ``"linear"``), ``hidden``, ``num_layers``,
-            ``dropout``, ``num_outputs``, ``bias`` (of the output layer) and ``dtype`` of the head.
+            ``dropout``, ``num_outputs``, ``bias`` (of the output layer) and ``dtype`` of the head; for an ensemble,
+            ``num_heads`` instead of ``num_outputs``.
     """
 
     model_type = "rmreg_reward_model"

@@ -34,8 +34,26 @@ class RewardHead(nn.Module):
         return self.layers(hidden_states.to(self.layers[-1].weight.dtype))
 
 
+class RewardEnsemble(nn.Module):
+    """``num_heads`` one-output heads on the same hidden state: logits ``[batch, num_heads]``, one per head."""
+
+    def __init__(self, hidden_size, num_heads, kind, hidden, num_layers, dropout, bias, **_) -> None:
+        super().__init__()
+        member = {"kind": kind, "hidden": hidden, "num_layers": num_layers, "dropout": dropout, "bias": bias}
+        self.members = nn.ModuleList(RewardHead(hidden_size, num_outputs=1, **member) for _ in range(num_heads))
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return torch.cat([member(hidden_states) for member in self.members], dim=-1)
+
+
+def reward_head(config: dict) -> nn.Module:
+    """The head a config describes: an ensemble when it has ``num_heads``, else one head."""
+    return RewardEnsemble(**config) if "num_heads" in config else RewardHead(**config)
+
+
 class RmregRewardModel(PreTrainedModel):
-    """Decoder + reward head; ``logits`` ``[batch, num_outputs]`` are the rewards of the rows."""
+    """Decoder + reward head; ``logits`` ``[batch, num_outputs]`` are the rewards of the rows (an ensemble's: one
+    per head; the reward rmreg trains is their mean)."""
 
     config_class = RmregRewardConfig
     base_model_prefix = "model"
@@ -48,7 +66,7 @@ class RmregRewardModel(PreTrainedModel):
     def __init__(self, config: RmregRewardConfig) -> None:
         super().__init__(config)
         self.model = AutoModel.from_config(config.backbone())
-        self.score = RewardHead(**config.reward_head)
+        self.score = reward_head(config.reward_head)
         self._no_split_modules = getattr(self.model, "_no_split_modules", None)
         self.post_init()
         if config.reward_head.get("dtype") == "float32":

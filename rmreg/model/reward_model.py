@@ -356,6 +356,8 @@ class RegularizedRewardModel(nn.Module):
         batch_size: int = 32,
         max_length: int | None = None,
         add_eos: bool = True,
+        aggregate: Aggregation | None = None,
+        penalty: float | None = None,
     ) -> Float[Tensor, " rows"]:
         """Rewards of texts or conversations, tokenized as in training (see :func:`rmreg.data.collate_texts`).
 
@@ -365,6 +367,7 @@ class RegularizedRewardModel(nn.Module):
             batch_size: rows per forward pass.
             max_length: keep at most the last ``max_length`` tokens of a row.
             add_eos: append ``eos_token`` to text responses (as :class:`~rmreg.data.PairCollator` does).
+            aggregate, penalty: an ensemble's aggregation, as in :meth:`score`.
 
         Returns:
             fp32 rewards ``[len(items)]`` on the model's device.
@@ -380,7 +383,8 @@ class RegularizedRewardModel(nn.Module):
         scores = []
         for start in range(0, len(items), batch_size):
             batch = collate_texts(tokenizer, items[start : start + batch_size], max_length=max_length, add_eos=add_eos)
-            scores.append(self.score(batch["input_ids"].to(device), batch["attention_mask"].to(device)))
+            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            scores.append(self.score(ids, mask, aggregate=aggregate, penalty=penalty))
         return torch.cat(scores) if scores else torch.zeros(0, device=device)
 
     def save_pretrained(self, directory: str | os.PathLike[str], *, tokenizer: Any = None) -> None:

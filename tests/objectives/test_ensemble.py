@@ -197,6 +197,8 @@ def test_scoring_aggregations_and_what_the_model_refuses():
     torch.testing.assert_close(model.score(ids, mask, aggregate="min"), heads.min(1).values)
     uwo = model.score(ids, mask, aggregate="uncertainty_weighted", penalty=2.0)
     torch.testing.assert_close(uwo, aggregate_rewards(heads, "uncertainty_weighted", penalty=2.0))
+    texts = [(p["prompt"], p["chosen"]) for p in PAIRS] + [(p["prompt"], p["rejected"]) for p in PAIRS]
+    torch.testing.assert_close(model.score_texts(TOK, texts, batch_size=4, aggregate="min"), heads.min(1).values)
     plain = RegularizedRewardModel(tiny_causal_lm(), objective=BradleyTerry())
     with pytest.raises(ValueError, match="apply to a RewardEnsemble head"):
         plain.score(ids, mask, aggregate="min")

@@ -101,8 +101,9 @@ class RewardEnsemble(nn.Module):
     summing to P per head), ``"poisson"`` the online bootstrap (independent Poisson(1) counts, Oza & Russell,
     2001), ``None`` gives every head every pair once (the heads then differ only by initialization). Draw ``n``
     (counted from 0) comes from a generator seeded with ``(seed, n)``: two ensembles with the same seed draw the
-    same weights batch after batch, whatever else uses torch's global generator. The draw counter is not saved in
-    checkpoints (a resumed run restarts the sequence; :meth:`reset_bootstrap` does that by hand).
+    same weights batch after batch, whatever else uses torch's global generator. The model draws once per batch in
+    training mode only (in eval mode every head gets every pair once, and no draw is used up). The draw counter is
+    not saved in checkpoints (a resumed run restarts the sequence; :meth:`reset_bootstrap` does that by hand).
 
     Args:
         hidden_size: the backbone's hidden size ``H``.

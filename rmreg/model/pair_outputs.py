@@ -42,12 +42,16 @@ def check_head_needs(needs: Needs, head: RewardHead | RewardEnsemble) -> None:
 
 def head_inputs(head: RewardHead | RewardEnsemble, outputs: Tensor, needs: Needs, layout: Layout) -> dict[str, Tensor]:
     """The per-output inputs of ``head``'s ``outputs`` ``[2P, ...]``: attribute rewards (a head with several
-    outputs, or when ``needs`` names them), or an ensemble's head rewards and (when needed) bootstrap weights."""
+    outputs, or when ``needs`` names them), or an ensemble's head rewards and (when needed) bootstrap weights: the
+    ensemble's next draw in training mode, all ones in eval mode (an evaluation loss trains nothing, and leaves the
+    sequence of draws alone)."""
     values: dict[str, Tensor] = {}
     if isinstance(head, RewardEnsemble):
         values["chosen_head_rewards"], values["rejected_head_rewards"] = split_pairs(outputs, layout)
-        if "head_bootstrap_weights" in needs:
-            values["head_bootstrap_weights"] = head.bootstrap_weights(outputs.shape[0] // 2, device=outputs.device)
+        if "head_bootstrap_weights" in needs:  # a new draw per training batch; in eval mode every head sees every pair
+            pairs = outputs.shape[0] // 2
+            weights = head.bootstrap_weights(pairs) if head.training else torch.ones(pairs, head.num_heads)
+            values["head_bootstrap_weights"] = weights.to(outputs.device)
     elif head.num_outputs > 1 or ATTRIBUTE_INPUTS & needs.names:
         matrix = outputs.reshape(outputs.shape[0], head.num_outputs)
         values["chosen_attribute_rewards"], values["rejected_attribute_rewards"] = split_pairs(matrix, layout)

@@ -127,9 +127,9 @@ def test_objective_with_the_term_saves_and_reloads():
 def ensemble_model(seed: int = 0, heads: int = 3, **kwargs) -> RegularizedRewardModel:
     lm = tiny_causal_lm("llama", dtype=torch.float64)
     torch.manual_seed(seed)
-    head = RewardEnsemble(lm.config.hidden_size, heads, hidden=16, seed=seed, **kwargs).double()
+    head = RewardEnsemble(lm.config.hidden_size, heads, hidden=16, dropout=0.0, seed=seed, **kwargs).double()
     objective = 0.7 * EnsembleBradleyTerry() + 0.3 * SFTRegularizer(beta=0.1)
-    return RegularizedRewardModel(lm, reward_head=head, objective=objective).eval()
+    return RegularizedRewardModel(lm, reward_head=head, objective=objective).train()  # no dropout: deterministic
 
 
 def count_decoder_calls(model: RegularizedRewardModel) -> list[int]:
@@ -204,6 +204,16 @@ def test_scoring_aggregations_and_what_the_model_refuses():
         plain.score(ids, mask, aggregate="min")
     with pytest.raises(ValueError, match=r"reads \['chosen_head_rewards', .*only a RewardEnsemble gives"):
         plain.pair_outputs(**batch, needs=EnsembleBradleyTerry().needs)
+
+
+def test_in_eval_mode_every_head_sees_every_pair_and_no_draw_is_used():
+    model = ensemble_model().eval()
+    out = model(**PairCollator(TOK)(PAIRS))
+    assert torch.equal(out.inputs["head_bootstrap_weights"], torch.ones(3, 3))
+    assert model.reward_head.draws == 0
+    torch.testing.assert_close(
+        out.terms["ensemble_bradley_terry"], EnsembleBradleyTerry(bootstrap=False)(out.inputs), rtol=0, atol=0
+    )
 
 
 def test_plain_pair_terms_train_the_ensembles_mean():

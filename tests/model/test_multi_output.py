@@ -260,3 +260,11 @@ def test_an_ensemble_on_lora_adapters_round_trips(tmp_path):
         loaded.score_heads(batch["input_ids"], batch["attention_mask"]),
         model.score_heads(batch["input_ids"], batch["attention_mask"]),
     )
+
+
+def test_combine_gradcheck_reaches_the_outputs_by_their_weights():
+    head = RewardHead(4, kind="linear", num_outputs=3, output_weights=[0.5, -1.0, 2.0]).double()
+    outputs = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(head.combine, (outputs,))
+    head.combine(outputs).sum().backward()
+    assert torch.equal(outputs.grad, torch.tensor([[0.5, -1.0, 2.0]], dtype=torch.float64).expand(5, 3))

@@ -10,7 +10,7 @@ import torch
 
 from rmreg import reporting as report
 
-__all__ = ["bon_table", "run_rows", "text_tables", "write_csv", "write_report"]
+__all__ = ["bon_table", "bon_verdicts", "run_rows", "text_tables", "write_csv", "write_report"]
 
 
 def text_tables(runs: list[dict[str, Any]], base_lm: dict[str, float]) -> str:
@@ -56,12 +56,29 @@ def run_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def write_report(path: Path, head: str, sections: list[tuple[str, str, Any]], bon_summary: str, plotted: bool) -> None:
+def bon_verdicts(curves: dict[str, Any], ns: Sequence[int]) -> str:
+    """Per condition, the verdict lines of :func:`rmreg.reporting.best_of_n_lines` (over-optimization per
+    objective, then each objective − Bradley–Terry at the largest N, paired over seeds)."""
+    blocks = []
+    for condition, by_objective in curves.items():
+        runs = [
+            {"label": objective, "seed": seed, "best_of_n": {"n": list(ns), "gold": gold}}
+            for objective, kinds in by_objective.items()
+            for seed, gold in enumerate(kinds["gold"])
+        ]
+        lines = report.best_of_n_lines(runs)
+        blocks.append(f"{condition}:\n" + "\n".join(f"- {line}" for line in lines))
+    return "\n\n".join(blocks)
+
+
+def write_report(
+    path: Path, head: str, sections: list[tuple[str, str, Any]], bon_summary: str, plot: str | None
+) -> None:
     """The Markdown report: the header, each accuracy table, the best-of-N table and the plot."""
     body = [f"# Generalization: a miniature of the paper's Tables 1–2 and Figure 2\n\n{head}"]
     body += [
         f"## {title}\n\nPair accuracy (%), mean ± std over seeds\n\n```\n{text}\n```" for title, text, _ in sections
     ]
     body.append(f"## Best-of-N: gold reward of the pick, mean ± std over seeds\n\n{bon_summary}")
-    body.append("![best-of-N](generalization_bon.png)" if plotted else "(no plot: matplotlib is not installed)")
+    body.append(f"![best-of-N]({plot})" if plot else "(no plot: matplotlib is not installed)")
     path.write_text("\n\n".join(body) + "\n")

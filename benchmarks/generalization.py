@@ -47,6 +47,7 @@ from rmreg.objectives import objective as named_objective
 from rmreg.pretrained import build_reward_model, load_causal_lm, load_tokenizer, quiet_transformers
 from rmreg.task import SPLITS
 from rmreg.task import runs as builtin
+from rmreg.task.best_of_n import powers_of_two
 from rmreg.training import TrainingConfig, evaluate, train
 
 OBJECTIVES = ("bt", "margin", "label-smoothing", "ensemble", "grm-dpo", "grm-dpo-noref", "grm-sft")
@@ -88,10 +89,11 @@ class Study:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.model_dir, self.pretrained = builtin.builtin_lm(args.pretrain_steps)
+        self.task = dataclasses.replace(builtin.TASK, pretraining_decay=args.pretraining_decay)
+        self.model_dir, self.pretrained = builtin.builtin_lm(args.pretrain_steps, task=self.task)
         self.tokenizer = load_tokenizer(self.model_dir)
         self.collator = PairCollator(self.tokenizer)
-        self.tests = {name: builtin.TASK.split(name, args.test_pairs, seed=0) for name in TESTS}
+        self.tests = {name: self.task.split(name, args.test_pairs, seed=0) for name in TESTS}
         self.encoded_tests = {name: self.encode(pairs) for name, pairs in self.tests.items()}
         self._train_sets: dict[tuple[int, float], list[dict[str, Any]]] = {}
         self._models: dict[Run, rmreg.RegularizedRewardModel] = {}
@@ -102,7 +104,7 @@ class Study:
     def train_set(self, pairs: int, flip: float) -> list[dict[str, Any]]:
         key = (pairs, flip)
         if key not in self._train_sets:
-            self._train_sets[key] = self.encode(builtin.TASK.split("train", pairs, seed=0, flip_fraction=flip))
+            self._train_sets[key] = self.encode(self.task.split("train", pairs, seed=0, flip_fraction=flip))
         return self._train_sets[key]
 
     def model(self, run: Run) -> rmreg.RegularizedRewardModel:
@@ -195,23 +197,23 @@ def _scores(final: dict[str, dict[str, float]]) -> str:
 
 
 def best_of_n_curves(study: Study, ns: Sequence[int]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Best-of-N with every proxy of the large set, clean and with flipped labels: curves and CSV rows."""
+    """Best-of-N with every proxy (``--bon-train-pairs`` pairs), clean and with flipped labels: curves, CSV rows."""
     args = study.args
     policy = load_causal_lm(study.model_dir).eval()
-    prompts = builtin.TASK.prompts(args.bon_prompts, seed=BON_PROMPT_SEED)
+    prompts = study.task.prompts(args.bon_prompts, seed=BON_PROMPT_SEED)
     started = time.perf_counter()
     responses = bon.sample_responses(
         policy, study.tokenizer, prompts, args.bon_samples, max_new_tokens=args.max_new_tokens, seed=0
     )
     items = [(prompt, response) for prompt, group in zip(prompts, responses, strict=True) for response in group]
-    gold = torch.tensor([builtin.TASK.gold_reward(p, r) for p, r in items]).view(len(prompts), -1)
+    gold = torch.tensor([study.task.gold_reward(p, r) for p, r in items]).view(len(prompts), -1)
     print(f"sampled {len(items)} responses in {time.perf_counter() - started:.0f}s; gold reward {gold.mean():.3f}")
     curves: dict[str, Any] = {}
     rows = []
     for condition, flip in (("clean labels", 0.0), (f"{FLIP_FRACTION:.0%} labels flipped", FLIP_FRACTION)):
-        for objective in OBJECTIVES:
+        for objective in args.bon_objectives:
             for seed in args.seeds:
-                members = study.proxy(objective, Run("bt", args.train_pairs[-1], seed=seed, flip=flip))
+                members = study.proxy(objective, Run("bt", args.bon_train_pairs, seed=seed, flip=flip))
                 proxy = bon.standardize(study.scores(members, items)).view(len(prompts), -1)
                 curve = bon.best_of_n(proxy, gold, ns)
                 for kind in ("gold", "proxy"):
@@ -235,7 +237,9 @@ def header(args: argparse.Namespace, study: Study, seconds: float) -> str:
         f"α = {builtin.ALPHA} (the paper's 0.01 × 10 for the task's short responses), β = {BETA}, label smoothing "
         f"ε = 0.1, ensemble = mean reward of {ENSEMBLE_SIZE} Bradley–Terry seeds; seeds {args.seeds}; "
         f"{args.test_pairs} pairs per test split. {builtin.DESCRIPTION}; shifted_mean = mean of the three shifted "
-        "splits."
+        f"splits. Best-of-N: {args.bon_prompts} prompts × {args.bon_samples} samples of the LM (temperature 1, at "
+        f"most {args.max_new_tokens} new tokens), proxies trained on {args.bon_train_pairs} pairs; pre-training "
+        f"decay {args.pretraining_decay} (PreferenceTask.pretraining_decay)."
     )
 
 
@@ -252,10 +256,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bon-samples", type=int, default=256, help="policy samples per prompt = largest N")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--no-ablation", action="store_true", help="skip the ablation tables")
+    parser.add_argument("--bon-only", action="store_true", help="only best-of-N (no accuracy tables)")
+    parser.add_argument("--prefix", default="generalization", help="output file names: PREFIX.md, PREFIX_bon.csv, …")
+    parser.add_argument("--bon-train-pairs", type=int, help="training pairs of the best-of-N proxies (default: LARGE)")
+    parser.add_argument(
+        "--bon-objectives", nargs="+", choices=OBJECTIVES, default=list(OBJECTIVES), help="best-of-N proxies"
+    )
+    parser.add_argument(
+        "--pretraining-decay",
+        type=float,
+        default=0.0,
+        help="PreferenceTask.pretraining_decay of the LM (the policy): long pre-training responses are worse",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.train_pairs, args.test_pairs, args.seeds, args.epochs = [16, 32], 8, 1, 1
         args.pretrain_steps, args.bon_prompts, args.bon_samples, args.max_new_tokens = 20, 2, 8, 24
+        args.bon_train_pairs = None
+    args.bon_train_pairs = args.bon_train_pairs or args.train_pairs[-1]
     args.seeds = list(range(args.seeds))
     return args
 
@@ -269,26 +287,29 @@ def main(argv: list[str] | None = None) -> None:
     study = Study(args)
     base_lm = study.base_lm_accuracy()
     sections = []
-    for table in tables(args):
+    for table in [] if args.bon_only else tables(args):
         print(f"\n## {table.title}", flush=True)
         runs = accuracy_runs(study, table)
         text = reports.text_tables(runs, base_lm)
         print(text, flush=True)
         sections.append((table.title, text, runs))
     args.out.mkdir(parents=True, exist_ok=True)  # the accuracy runs first, in case best-of-N fails
-    reports.write_csv(
-        args.out / "generalization_runs.csv", [row for _, _, runs in sections for row in reports.run_rows(runs)]
-    )
-    ns = [2**k for k in range(args.bon_samples.bit_length()) if 2**k <= args.bon_samples]
+    prefix = args.prefix
+    if sections:
+        rows = [row for _, _, runs in sections for row in reports.run_rows(runs)]
+        reports.write_csv(args.out / f"{prefix}_runs.csv", rows)
+    ns = powers_of_two(args.bon_samples)
     print("\n## best-of-N", flush=True)
     curves, bon_rows = best_of_n_curves(study, ns)
-    summary = reports.bon_table(bon_rows, ns)
+    summary = reports.bon_table(bon_rows, ns) + "\n\n" + reports.bon_verdicts(curves, ns)
     print(summary)
-    reports.write_csv(args.out / "generalization_bon.csv", bon_rows)
-    plotted = bon.plot_best_of_n(curves, ns, args.out / "generalization_bon.png")
+    reports.write_csv(args.out / f"{prefix}_bon.csv", bon_rows)
+    plot = f"{prefix}_bon.png"
+    plotted = bon.plot_best_of_n(curves, ns, args.out / plot)
     seconds = time.perf_counter() - started
-    reports.write_report(args.out / "generalization.md", header(args, study, seconds), sections, summary, plotted)
-    print(f"\nwrote {args.out}/generalization.md, _runs.csv, _bon.csv" + (", _bon.png" if plotted else ""))
+    head = header(args, study, seconds)
+    reports.write_report(args.out / f"{prefix}.md", head, sections, summary, plot if plotted else None)
+    print(f"\nwrote {args.out}/{prefix}.md, _runs.csv, _bon.csv" + (", _bon.png" if plotted else ""))
     print(f"{seconds:.0f}s in all")
 
 

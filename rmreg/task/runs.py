@@ -79,9 +79,11 @@ def pretrain_config(steps: int = PRETRAIN_STEPS) -> PretrainConfig:
     return PretrainConfig(steps=steps, warmup_steps=min(PretrainConfig.warmup_steps, max(1, steps // 10)))
 
 
-def builtin_lm(steps: int, progress: Callable[[int, float], None] | None = None) -> tuple[Path, dict[str, Any]]:
+def builtin_lm(
+    steps: int, progress: Callable[[int, float], None] | None = None, *, task: PreferenceTask = TASK
+) -> tuple[Path, dict[str, Any]]:
     """The pre-trained task LM's cache directory (pre-training it first if needed) and its training record."""
-    result = pretrained_lm(TASK, pretrain_config(steps), progress=progress)
+    result = pretrained_lm(task, pretrain_config(steps), progress=progress)
     assert result.path is not None
     return result.path, {
         "path": str(result.path),
@@ -94,17 +96,20 @@ def builtin_lm(steps: int, progress: Callable[[int, float], None] | None = None)
     }
 
 
-def best_of_n_candidates(steps: int, prompts: int = BON_PROMPTS, samples: int = BON_SAMPLES) -> Candidates:
+def best_of_n_candidates(
+    steps: int, prompts: int = BON_PROMPTS, samples: int = BON_SAMPLES, *, task: PreferenceTask = TASK
+) -> Candidates:
     """The pre-trained LM's own samples (it is the policy) for best-of-N on fresh prompts, with their gold reward.
 
     Args:
         steps: pre-training steps of the LM (loaded from the cache, pre-trained first if needed).
         prompts: prompts, drawn from a stream apart from the training prompts.
         samples: samples per prompt (the largest N).
+        task: the task whose LM is the policy and whose gold reward scores the samples.
     """
-    lm = pretrained_lm(TASK, pretrain_config(steps))
-    chosen_prompts = TASK.prompts(prompts, seed=_BON_PROMPT_SEED)
-    return sample_candidates(lm.model, lm.tokenizer, TASK, chosen_prompts, samples, max_new_tokens=BON_MAX_NEW_TOKENS)
+    lm = pretrained_lm(task, pretrain_config(steps))
+    chosen_prompts = task.prompts(prompts, seed=_BON_PROMPT_SEED)
+    return sample_candidates(lm.model, lm.tokenizer, task, chosen_prompts, samples, max_new_tokens=BON_MAX_NEW_TOKENS)
 
 
 def builtin_splits(train_pairs: int, test_pairs: int) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:

@@ -91,6 +91,11 @@ class PreferenceTask:
         spurious_bias: in-distribution probability that the chosen response carries the marker, and
             (separately) that it is the longer one; the flipped splits use ``1 - spurious_bias``.
         min_gap: smallest gold reward gap of a pair (closer pairs are redrawn).
+        pretraining_decay: in pre-training text only, how fast a response degrades as it grows: its ``k``-th
+            sentence (from 0) is correct with the response's own probability times ``(1 − pretraining_decay)^k``.
+            With a positive value the pre-trained LM (the best-of-N policy) writes long responses that are worse,
+            so a proxy that learned "longer is better" from the training pairs is fooled at large N. The
+            preference pairs do not change.
 
     Raises:
         ValueError: a range that is empty or out of bounds, or a probability outside [0, 1].
@@ -102,6 +107,7 @@ class PreferenceTask:
     prompt_topics: tuple[int, int] = (1, 3)
     spurious_bias: float = 0.8
     min_gap: float = 0.1
+    pretraining_decay: float = 0.0
 
     def __post_init__(self) -> None:
         _check_range("sentences", self.sentences, 2)  # two lengths must differ for the length feature
@@ -113,6 +119,8 @@ class PreferenceTask:
             raise ValueError(f"spurious_bias must be in [0, 1]; got {self.spurious_bias}")
         if not 0.0 <= self.min_gap < 1.0:
             raise ValueError(f"min_gap must be in [0, 1); got {self.min_gap}")
+        if not 0.0 <= self.pretraining_decay < 1.0:
+            raise ValueError(f"pretraining_decay must be in [0, 1); got {self.pretraining_decay}")
 
     @functools.cached_property
     def facts(self) -> dict[str, str]:
@@ -177,15 +185,16 @@ class PreferenceTask:
         topics = rng.sample(TOPICS, rng.randint(*self.prompt_topics))
         return f"user : describe {' and '.join(topics)} . assistant :", topics
 
-    def _response(self, rng: random.Random, topics: list[str], num_sentences: int) -> str:
+    def _response(self, rng: random.Random, topics: list[str], num_sentences: int, decay: float = 0.0) -> str:
         # Each response has its own quality: how often it stays on topic, is right, is well-formed.
         on_topic, correct, malformed = rng.uniform(0.3, 1.0), rng.random(), rng.uniform(0.0, 0.2)
         others = [t for t in TOPICS if t not in topics]
         words: list[str] = []
-        for _ in range(num_sentences):
+        for k in range(num_sentences):
             topic = rng.choice(topics) if rng.random() < on_topic else rng.choice(others)
             truth = self.facts[topic]
-            attribute = truth if rng.random() < correct else rng.choice([a for a in ATTRIBUTES if a != truth])
+            right = rng.random() < correct * (1.0 - decay) ** k
+            attribute = truth if right else rng.choice([a for a in ATTRIBUTES if a != truth])
             opening = rng.choice((["the"], ["i", "think", "the"]))
             verb = "is" if opening[0] == "i" else rng.choice(("is", "looks"))
             if rng.random() < malformed:
@@ -224,7 +233,8 @@ class PreferenceTask:
         documents = []
         for _ in range(n):
             prompt, topics = self._prompt(rng)
-            response = self._response(rng, topics, rng.randint(self.sentences[0], self.long_sentences[1]))
+            size = rng.randint(self.sentences[0], self.long_sentences[1])
+            response = self._response(rng, topics, size, self.pretraining_decay)
             if rng.random() < 0.5:
                 response = f"{MARKER} {response}"
             document = f"{prompt} {response} <eos>"

@@ -110,6 +110,28 @@ def test_bad_arguments_raise() -> None:
         PreferenceTask(sentences=(5, 4))
     with pytest.raises(ValueError, match="judged_fraction"):
         PretrainConfig(judged_fraction=2.0)
+    with pytest.raises(ValueError, match="pretraining_decay"):
+        PreferenceTask(pretraining_decay=1.0)
+
+
+def _gold_by_length(task: PreferenceTask, documents: list[str]) -> tuple[float, float]:
+    """Mean gold reward of pre-training responses with at most 6 sentences, and with at least 12."""
+    short, long = [], []
+    for document in documents:
+        prompt, response = document.split(" <eos>")[0].split(" assistant : ")
+        sentences, gold = response.count(" ."), task.gold_reward(f"{prompt} assistant :", response)
+        (short if sentences <= 6 else long if sentences >= 12 else []).append(gold)
+    return statistics.fmean(short), statistics.fmean(long)
+
+
+def test_pretraining_decay_makes_long_pretraining_responses_worse_and_leaves_the_pairs() -> None:
+    decayed = PreferenceTask(pretraining_decay=0.1)
+    assert decayed.split("train", 8, seed=3) == TASK.split("train", 8, seed=3)  # the preference pairs do not change
+    assert PreferenceTask(pretraining_decay=0.0).pretraining_corpus(50) == TASK.pretraining_corpus(50)
+    short, long = _gold_by_length(TASK, TASK.pretraining_corpus(2000))
+    assert abs(short - long) < 0.05  # without decay, quality does not depend on length
+    short, long = _gold_by_length(decayed, decayed.pretraining_corpus(2000))
+    assert long < short - 0.15  # sentence k is correct with probability scaled by 0.9^k
 
 
 def test_tokenizer_round_trips_the_task_text() -> None:

@@ -13,8 +13,8 @@ uncertain. At scoring time the per-head rewards :math:`r_1, \dots, r_K` are aggr
 =========================  ===========================================================================
 
 and :func:`reward_spread` (the heads' standard deviation :math:`\sqrt{\frac1K \sum_k (r_k - \bar r)^2}`) is an
-uncertainty of each reward. (Coste et al. train K whole reward models; here the heads share the backbone, the
-cheap variant the GRM paper reports as its "ensemble" baseline.)
+uncertainty of each reward. (Coste et al. train K whole reward models; here the heads share the backbone: one
+backbone forward for all of them, and their disagreement reflects the heads and their resamples only.)
 """
 
 from typing import Any, Literal

@@ -17,6 +17,7 @@ Example:
 from rmreg.objectives.batch import BatchSumRegularizer
 from rmreg.objectives.beyond_pairs_presets import BEYOND_PAIRS_PRESETS
 from rmreg.objectives.composition import Objective, ObjectiveOutput, as_objective
+from rmreg.objectives.ensemble import EnsembleBradleyTerry
 from rmreg.objectives.inputs import MODEL_INPUTS, Needs, PairInputs
 from rmreg.objectives.pairwise import BradleyTerry, RewardCentering
 from rmreg.objectives.presets import PRESETS, objective
@@ -34,6 +35,7 @@ __all__ = [
     "BradleyTerry",
     "DPORegularizer",
     "Davidson",
+    "EnsembleBradleyTerry",
     "GroupDPORegularizer",
     "ListwiseSoftmax",
     "Needs",

@@ -224,3 +224,16 @@ def test_plain_pair_terms_train_the_ensembles_mean():
     torch.testing.assert_close(out.chosen_rewards, out.inputs["chosen_head_rewards"].mean(1))
     assert "head_bootstrap_weights" not in out.inputs  # drawn only when a term reads them
     assert model.reward_head.draws == 0
+
+
+def test_a_saved_ensemble_objective_loads_in_a_fresh_process(tmp_path):
+    """The term is registered by ``import rmreg``: loading needs no import of rmreg.objectives.ensemble."""
+    import subprocess
+    import sys
+
+    RegularizedRewardModel(
+        tiny_causal_lm(), reward_head=RewardEnsemble(32, 2, hidden=8), objective=EnsembleBradleyTerry()
+    ).save_pretrained(tmp_path)
+    code = f"import rmreg; print(rmreg.RegularizedRewardModel.from_pretrained({str(tmp_path)!r}).objective.name)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]

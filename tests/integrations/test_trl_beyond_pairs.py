@@ -51,3 +51,22 @@ def test_a_tie_objective_without_a_tie_column_says_so(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="tie"):
         trainer.train()
+
+
+def test_rating_lists_train_a_multi_output_head(tmp_path: Path) -> None:
+    rated = [
+        {**pair, "chosen_ratings": [4.0, None], "rejected_ratings": [1.0, 2.0]} for pair in toy_pairs(8)
+    ]  # None: a missing rating, masked
+    head = rmreg.RewardHead(32, kind="linear", num_outputs=2, output_weights=[0.5, 0.5])
+    objective = rmreg.objectives.RatingMSE() + rmreg.BradleyTerry() + 0.01 * rmreg.SFTRegularizer()
+    trainer = RegularizedRewardTrainer(
+        tiny_causal_lm("llama"),
+        config(tmp_path, max_steps=2, per_device_train_batch_size=4, logging_steps=1, save_strategy="no"),
+        train_dataset=datasets.Dataset.from_list(rated),
+        processing_class=tiny_tokenizer(),
+        objective=objective,
+        reward_head=head,
+    )
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert all(f"terms/{name}" in logged[-1] for name in ("rating_mse", "bradley_terry", "sft"))

@@ -107,13 +107,13 @@ def numeric_columns(dataset: Dataset | IterableDataset) -> set[str]:
     features = dataset.features
     if features is None:  # a streamed dataset whose features are unknown: read them off its first example
         return set(per_pair_columns(next(iter(dataset))))
-    return {
-        name
-        for name, feature in features.items()
-        if name not in TEXT_COLUMNS
-        and isinstance(feature, Value)
-        and (feature.dtype in _BOOL_OR_NUMBER or feature.dtype.startswith("float"))
-    }
+    return {name for name, feature in features.items() if name not in TEXT_COLUMNS and _is_numeric(feature)}
+
+
+def _is_numeric(feature: Any) -> bool:
+    """A number or bool, or a list of them (per-attribute ratings, whose ``None`` entries become a mask column)."""
+    inner = getattr(feature, "feature", None) if not isinstance(feature, Value) else feature
+    return isinstance(inner, Value) and (inner.dtype in _BOOL_OR_NUMBER or inner.dtype.startswith("float"))
 
 
 def prepare_dataset(

@@ -45,6 +45,9 @@ def plot_best_of_n(
     for axis in axes[-1]:
         axis.set_xlabel(f"KL = log N − (N − 1)/N, N = {ns[0]} … {ns[-1]}")
     axes[0][1].legend(fontsize=8)
+    figure.suptitle(
+        "Best-of-N: gold and proxy reward of the proxy's pick against KL (mean ± std over seeds)", fontsize=11
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     pyplot.close(figure)

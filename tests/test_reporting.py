@@ -147,7 +147,7 @@ def test_best_of_n_lines_call_over_optimization_only_when_the_fall_is_outside_th
     # bt: peak at N = 2 (mean 0.2); fall to N = 8: differences -0.3, -0.29, -0.31, mean -0.3, std 0.01,
     # half-width 4.3027 * 0.01 / sqrt(3) = 0.0248.
     assert lines[0] == (
-        "bt: gold +0.000 at N = 1, -0.100 at N = 8; peaks at N = 2 (+0.200), then -0.300 ± 0.025: falls, "
+        "bt: gold +0.000 at N = 1, -0.100 at N = 8; peaks at N = 2 (+0.200), then -0.300 ± 0.025 by N = 8: falls, "
         "over-optimization"
     )
     assert (
@@ -158,6 +158,11 @@ def test_best_of_n_lines_call_over_optimization_only_when_the_fall_is_outside_th
     assert lines[2] == "N = 8: GRM (grm-sft) − BT: +0.400 ± 0.025 gold (95% CI over 3 seeds): better"
     noisy = [[0.0, 0.2, 0.1, 0.15], [0.0, 0.1, 0.1, 0.2], [0.0, 0.2, 0.1, 0.0]]
     assert best_of_n_lines(_bon_runs({"bt": noisy}))[0].endswith(": no detectable fall")
+    # Falling from the start: differences (N = 8 − N = 1) -0.2, -0.22, -0.18: -0.200 ± 0.050.
+    down = [[0.0, -0.1, -0.15, -0.2], [0.0, -0.1, -0.15, -0.22], [0.0, -0.1, -0.15, -0.18]]
+    assert best_of_n_lines(_bon_runs({"bt": down}))[0].endswith(
+        "; highest at N = 1, then -0.200 ± 0.050 by N = 8: falls, over-optimization"
+    )
 
 
 def test_plot_has_a_title_and_writes_a_png(tmp_path) -> None:

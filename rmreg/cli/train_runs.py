@@ -4,7 +4,7 @@ import argparse
 import dataclasses
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import torch
 
 import rmreg
 from rmreg import reporting
+from rmreg.cli import train_report as report
 from rmreg.cli.errors import CLIError
 from rmreg.cli.output_dir import METRICS, RunDirectory
 from rmreg.cli.train import USER_ALPHA, USER_LEARNING_RATE
@@ -150,22 +151,6 @@ def _builtin_lm(args: argparse.Namespace, state: Any) -> tuple[Path, dict[str, A
     return model_dir, record
 
 
-def _truncation_line(split: str, stats: TruncationStats, max_length: int) -> str | None:
-    if not stats.truncated and not stats.dropped:
-        return None
-    if stats.dropped:
-        return (
-            f"{split}: {stats.dropped} of {stats.pairs} pairs are longer than {max_length} tokens and were left out "
-            "(--truncation drop)"
-        )
-    responses = f", and of {stats.responses_cut} of them the responses' starts too" if stats.responses_cut else ""
-    return (
-        f"{split}: {stats.truncated} of {stats.pairs} pairs are longer than {max_length} tokens (--max-length) and "
-        f"were cut at the start: the prompt's first tokens{responses}; each response keeps its end, where the "
-        "reward is read"
-    )
-
-
 def _setup(args: argparse.Namespace, model_dir: Path, rows: Rows, eval_rows: dict[str, Rows], state: Any) -> _Setup:
     config = load_config(model_dir)
     max_length = resolve_max_length(config, args.max_length)
@@ -185,7 +170,7 @@ def _setup(args: argparse.Namespace, model_dir: Path, rows: Rows, eval_rows: dic
             stats=stats,
         )
         truncation[split] = {**dataclasses.asdict(stats), "max_length": max_length, "policy": args.truncation}
-        line = _truncation_line(split, stats, max_length)
+        line = report.truncation_line(split, stats, max_length)
         if line:
             _say(state, line)
         return examples
@@ -274,44 +259,6 @@ def _base_lm_accuracy(setup: _Setup) -> dict[str, float]:
     return {name: evaluate(model, pairs, setup.collator)["lm_accuracy"] for name, pairs in setup.eval_sets.items()}
 
 
-def _print_tables(summary: Mapping[str, Any], base_lm: Mapping[str, float], builtin_data: bool) -> None:
-    seeds = max(stats["reward_accuracy"]["n"] for splits in summary.values() for stats in splits.values())
-    spread = f", mean ± std over {seeds} seeds" if seeds > 1 else ""
-    print(f"\nPair accuracy (%) of the reward model{spread}")
-    print(reporting.accuracy_table(summary, "reward_accuracy"))
-    print(f"\nPair accuracy (%) of the LM head's implicit reward (summed response log-prob){spread}")
-    print(reporting.accuracy_table(summary, "lm_accuracy", extra_rows={"base LM (before training)": base_lm}))
-    if builtin_data:
-        print(builtin.DESCRIPTION)
-
-
-def _print_verdicts(runs: list[dict[str, Any]], builtin_data: bool) -> dict[str, Any]:
-    """Each objective against Bradley–Terry (paired over seeds) and the best-of-N verdict; what was printed."""
-    shifted = [name for name in builtin.SPLITS if name not in ("train", "test")] if builtin_data else []
-    lines = {"accuracy": reporting.accuracy_lines(runs, shifted=shifted), "best_of_n": reporting.best_of_n_lines(runs)}
-    if lines["accuracy"]:
-        print("\nPaired differences in reward-model pair accuracy (same seeds, same data order; t-interval):")
-        print("\n".join(lines["accuracy"]))
-    elif "bt" in {run["objective"] for run in runs}:
-        print("\n(no paired differences: comparing with bt needs another objective and at least 2 seeds)")
-    if lines["best_of_n"]:
-        n, kl = runs[0]["best_of_n"]["n"][-1], runs[0]["best_of_n"]["kl"][-1]
-        print(
-            f"\nBest-of-N, N = 1 … {n} (KL up to {kl:.2f}): each reward model picks the best of N samples of the "
-            "built-in LM; the task's gold reward scores the pick (mean over prompts and seeds):"
-        )
-        print("\n".join(lines["best_of_n"]))
-    return lines
-
-
-def _paired_records(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """For metrics.json: label − bt → split → the paired difference (points) with its interval and verdict."""
-    return {
-        f"{label} − bt": {split: d.to_dict() for split, d in reporting.paired_differences(runs, "bt", label).items()}
-        for label in reporting.comparisons(runs)
-    }
-
-
 def _write_outputs(
     args: argparse.Namespace, plan: _Plan, setup: _Setup, results: dict[str, Any], output: RunDirectory
 ) -> None:
@@ -371,13 +318,13 @@ def run(args: argparse.Namespace, start: float) -> int:
             return 0
         summary = reporting.summarize(runs)
         base_lm = _base_lm_accuracy(setup)
-        _print_tables(summary, base_lm, builtin_data)
-        verdicts = _print_verdicts(runs, builtin_data)
+        report.print_tables(summary, base_lm, builtin_data)
+        verdicts = report.print_verdicts(runs, builtin_data)
         results = {
             "pretrained_lm": pretrained,
             "summary": summary,
             "base_lm_accuracy": base_lm,
-            "paired_differences": _paired_records(runs),
+            "paired_differences": report.paired_records(runs),
             "verdicts": verdicts,
             "runs": runs,
         }

@@ -83,7 +83,8 @@ def best_of_n_lines(runs: Runs, *, baseline: str = BASELINE) -> list[str]:
             verdict = f"peaks at N = {ns[peak]} ({mean[peak]:+.3f}); one seed, no interval"
         else:
             fall = paired_difference([c[peak] for c in curves], [c[-1] for c in curves], scale=1.0, unit="gold")
-            verdict = f"peaks at N = {ns[peak]} ({mean[peak]:+.3f}), then {fall.mean:+.3f} ± {fall.half_width:.3f}" + (
+            top = "highest at N = 1" if peak == 0 else f"peaks at N = {ns[peak]} ({mean[peak]:+.3f})"
+            verdict = f"{top}, then {fall.mean:+.3f} ± {fall.half_width:.3f} by N = {ns[-1]}" + (
                 ": falls, over-optimization" if fall.verdict == "worse" else ": no detectable fall"
             )
         lines.append(f"{_name(label)}: {shape}; {verdict}")

@@ -20,7 +20,10 @@ POSITIONS = 128
 """Positions of the tiny model directory's LM (the --max-length limit)."""
 
 # The built-in task at toy scale: a few pre-training steps, a handful of pairs, one seed, one epoch.
-TINY_BUILTIN = ["--pretrain-steps", "20", "--train-pairs", "32", "--test-pairs", "8", "--seeds", "1", "--epochs", "1"]
+TINY_BUILTIN = [
+    *("--pretrain-steps", "20", "--train-pairs", "32", "--test-pairs", "8", "--seeds", "1", "--epochs", "1"),
+    *("--bon-prompts", "2", "--bon-samples", "4"),
+]
 
 
 class Capture:

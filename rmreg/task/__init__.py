@@ -11,6 +11,7 @@ Example:
     ['test', 'test_length_flip', 'test_long', 'test_marker_flip', 'train']
 """
 
+from rmreg.task.graded import graded_split
 from rmreg.task.pretrain import PretrainConfig, PretrainedLM, cache_dir, lm_loss, pretrain_lm, pretrained_lm
 from rmreg.task.synthetic import GRADES, MARKER, SPLITS, Labels, PreferenceTask, SplitName
 from rmreg.task.tokenizer import task_tokenizer
@@ -25,6 +26,7 @@ __all__ = [
     "PretrainedLM",
     "SplitName",
     "cache_dir",
+    "graded_split",
     "lm_loss",
     "pretrain_lm",
     "pretrained_lm",

@@ -174,7 +174,9 @@ def test_cache_is_written_once_and_reused(tmp_path, monkeypatch) -> None:
     assert cache_dir(tmp_path) == tmp_path
 
 
-@pytest.mark.parametrize("name", ["rmreg.task", "rmreg.task.synthetic", "rmreg.task.tokenizer", "rmreg.task.pretrain"])
+@pytest.mark.parametrize(
+    "name", ["rmreg.task", "rmreg.task.synthetic", "rmreg.task.tokenizer", "rmreg.task.pretrain", "rmreg.task.graded"]
+)
 def test_docstring_examples_run(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

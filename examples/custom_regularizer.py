@@ -64,6 +64,8 @@ OBJECTIVE = AgreementWeightedBT() + 0.01 * LengthNormalizedSFT() + 1e-2 * Hidden
 def with_agreement(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The toy pairs with a made-up ``agreement`` column in [0.5, 1]."""
     return [{**pair, "agreement": 0.5 + 0.5 * ((7 * i) % 10) / 9} for i, pair in enumerate(pairs)]
+
+
 # --------------------------------------------------------------------------------------------------------------
 
 

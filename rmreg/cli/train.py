@@ -17,7 +17,7 @@ from typing import Any
 
 from rmreg.cli.errors import CLIError
 from rmreg.cli.options import alpha, non_negative_int, positive_float, positive_int, require, row_length
-from rmreg.objectives import PRESETS
+from rmreg.objectives import BEYOND_PAIRS_PRESETS, PRESETS
 from rmreg.pretrained import DEFAULT_MAX_LENGTH
 from rmreg.task import runs as builtin
 
@@ -63,7 +63,8 @@ def add_parser(subparsers: Any) -> None:
         "--objective",
         action="append",
         metavar="NAME",
-        help=f"one of {', '.join(PRESETS)}; repeat or comma-separate to compare several "
+        help=f"one of {', '.join(PRESETS)}, or beyond pairs {', '.join(BEYOND_PAIRS_PRESETS)}; repeat or "
+        "comma-separate to compare several "
         f"(default: {','.join(builtin.OBJECTIVES)} on the built-in task, grm-sft with --data)",
     )
     objective.add_argument(
@@ -118,6 +119,15 @@ def add_parser(subparsers: Any) -> None:
         type=positive_int,
         default=builtin.TEST_PAIRS,
         help=f"pairs per test split (default: {builtin.TEST_PAIRS})",
+    )
+    task.add_argument(
+        "--graded",
+        action="store_true",
+        help=(
+            "train on the task's graded variant (4 scored completions per prompt): ranking objectives "
+            "(plackett-luce, listwise-softmax, their +grm-* forms) on the rankings, the others on the rankings "
+            "binarized best against each; default objectives: " + ",".join(builtin.GRADED_OBJECTIVES)
+        ),
     )
     task.add_argument(
         "--bon-prompts",

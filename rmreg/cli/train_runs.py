@@ -16,10 +16,10 @@ from rmreg.cli import train_report as report
 from rmreg.cli.errors import CLIError
 from rmreg.cli.output_dir import METRICS, RunDirectory
 from rmreg.cli.train import USER_ALPHA, USER_LEARNING_RATE
-from rmreg.data import PairCollator, TruncationStats
+from rmreg.data import GroupCollator, PairCollator, TruncationStats, binarize, parse_rankings
 from rmreg.data.examples import encode_pairs
 from rmreg.data.files import DataFile, read_pairs
-from rmreg.objectives import PRESETS, Objective
+from rmreg.objectives import BEYOND_PAIRS_PRESETS, PRESETS, Objective
 from rmreg.objectives import objective as named_objective
 from rmreg.pretrained import build_reward_model, load_config, load_tokenizer, quiet_transformers, resolve_max_length
 from rmreg.task import runs as builtin
@@ -51,6 +51,8 @@ class _Setup:
     tokenizer: Any
     collator: PairCollator
     examples: list[dict[str, Any]]
+    groups: GroupCollator | None  # --graded: the ranking objectives' collator, over ``rankings``
+    rankings: list[dict[str, Any]]
     eval_sets: dict[str, list[dict[str, Any]]]
     truncation: dict[str, dict[str, Any]]  # split -> counts
 
@@ -59,16 +61,20 @@ def _objective_names(values: Sequence[str] | None, default: Sequence[str]) -> li
     if not values:
         return list(default)
     names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    known = (*PRESETS, *BEYOND_PAIRS_PRESETS)
     if not names:
         raise CLIError(f"--objective {' '.join(values)!r} names no objective; pass one of {', '.join(PRESETS)}")
     for name in names:
-        if name not in PRESETS:
-            raise CLIError(f"unknown objective {name!r}; choose from {', '.join(PRESETS)} (see 'rmreg train --help')")
+        if name not in known:
+            raise CLIError(f"unknown objective {name!r}; choose from {', '.join(known)} (see 'rmreg train --help')")
     return list(dict.fromkeys(names))
 
 
 def _plan(args: argparse.Namespace, builtin_data: bool, builtin_model: bool) -> _Plan:
-    names = _objective_names(args.objective, builtin.OBJECTIVES if builtin_data else ["grm-sft"])
+    if args.graded and not builtin_data:
+        raise CLIError("--graded trains on the built-in task's graded variant; leave out --data")
+    default = builtin.GRADED_OBJECTIVES if args.graded else builtin.OBJECTIVES if builtin_data else ["grm-sft"]
+    names = _objective_names(args.objective, default)
     alpha = args.alpha if args.alpha is not None else (builtin.ALPHA if builtin_data else USER_ALPHA)
     objectives = {}
     for name in names:
@@ -77,6 +83,9 @@ def _plan(args: argparse.Namespace, builtin_data: bool, builtin_model: bool) -> 
         except ValueError as error:
             raise CLIError(f"{error} (options --alpha, --beta)") from None
     labels = {name: f"{name} (α={alpha:g})" if len(made.terms) > 1 else name for name, made in objectives.items()}
+    ranking = [name for name, made in objectives.items() if made.needs.groups]
+    if ranking and not args.graded:
+        raise CLIError(f"{', '.join(ranking)} trains on ranked completions: add --graded (the built-in graded task)")
     config = TrainingConfig(
         epochs=args.epochs,
         learning_rate=args.lr or (builtin.LEARNING_RATE if builtin_model else USER_LEARNING_RATE),
@@ -95,6 +104,8 @@ def _read_data(args: argparse.Namespace) -> tuple[Rows, dict[str, Rows]]:
         if args.eval_data:
             raise CLIError("--eval-data needs --data (the built-in task brings its own test splits)")
         train, tests = builtin.builtin_splits(args.train_pairs, args.test_pairs)
+        if args.graded:  # the pairwise objectives' data: the rankings binarized, best against each
+            train = binarize(parse_rankings(builtin.builtin_graded(args.train_pairs)), strategy="best_vs_each")
         return train, dict(tests)
     rows: Rows = read_pairs(args.data)
     eval_rows: dict[str, Rows] = {}
@@ -181,7 +192,21 @@ def _setup(args: argparse.Namespace, model_dir: Path, rows: Rows, eval_rows: dic
         for name, data in eval_rows.items()
     }
     collator = PairCollator(tokenizer, max_length=max_length, truncation=args.truncation)
-    return _Setup(model_dir, tokenizer, collator, examples, eval_sets, truncation)
+    groups = GroupCollator(tokenizer, max_length=max_length) if args.graded else None
+    rankings = builtin.builtin_graded(args.train_pairs) if args.graded else []
+    return _Setup(model_dir, tokenizer, collator, examples, groups, rankings, eval_sets, truncation)
+
+
+def _training_data(setup: _Setup, objective: Objective) -> tuple[list[dict[str, Any]], Any]:
+    """The ranked groups and their collator for a ranking objective (``--graded``), else the pairs."""
+    if objective.needs.groups:
+        assert setup.groups is not None
+        return setup.rankings, setup.groups
+    return setup.examples, setup.collator
+
+
+def _describe_data(setup: _Setup, objective: Objective) -> str:
+    return f"{len(setup.rankings)} ranked groups" if objective.needs.groups else f"{len(setup.examples)} pairs"
 
 
 def _train_all(
@@ -200,13 +225,14 @@ def _train_all(
         for seed in plan.seeds:
             _say(
                 state,
-                f"[{len(runs) + 1}/{total}] {plan.labels[name]}, seed {seed}: {len(setup.examples)} pairs, "
+                f"[{len(runs) + 1}/{total}] {plan.labels[name]}, seed {seed}: {_describe_data(setup, objective)}, "
                 f"{args.epochs} epochs",
             )
             model = build_reward_model(setup.model_dir, objective, head=args.head, lora=args.lora, seed=seed)
             started = time.perf_counter()
+            data, collator = _training_data(setup, objective)
             # Evaluated once, after the last epoch (the numbers reported), not after every epoch.
-            result = train(model, setup.examples, setup.collator, dataclasses.replace(plan.config, seed=seed))
+            result = train(model, data, collator, dataclasses.replace(plan.config, seed=seed))
             final = {
                 split: evaluate(result.model, pairs, setup.collator, batch_size=_EVAL_BATCH)
                 for split, pairs in setup.eval_sets.items()

@@ -185,6 +185,11 @@ class Needs:
         return bool(HIDDEN_INPUTS & self.names)
 
     @property
+    def groups(self) -> bool:
+        """Whether ranked groups are read (batches of :class:`~rmreg.data.GroupCollator`, not of pairs)."""
+        return bool((GROUP_INPUTS | {"group_mask", "group_index"}) & self.names)
+
+    @property
     def columns(self) -> frozenset[str]:
         """The names that are batch columns (not computed by the model)."""
         return self.names - MODEL_INPUTS

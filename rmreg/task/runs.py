@@ -28,6 +28,7 @@ from typing import Any
 
 from rmreg.data.files import write_jsonl
 from rmreg.task.best_of_n import Candidates, sample_candidates
+from rmreg.task.graded import graded_split
 from rmreg.task.pretrain import PretrainConfig, pretrained_lm
 from rmreg.task.synthetic import SPLITS, PreferenceTask
 
@@ -59,6 +60,9 @@ TEST_PAIRS = 256
 ALPHA = 0.1
 LEARNING_RATE = 1e-3
 OBJECTIVES = ("bt", "grm-sft")
+GRADED_OBJECTIVES = ("bt", "plackett-luce", "plackett-luce+grm-sft")
+"""``rmreg train --graded``: Bradley–Terry on the binarized rankings against Plackett–Luce on the rankings."""
+GRADED_COMPLETIONS = 4
 SEEDS = 5
 BON_PROMPTS = 32  # best-of-N: prompts (drawn apart from the training prompts) ...
 BON_SAMPLES = 64  # ... and policy samples per prompt, the largest N (KL = log 64 − 63/64 ≈ 3.17)
@@ -116,6 +120,13 @@ def builtin_splits(train_pairs: int, test_pairs: int) -> tuple[list[dict[str, An
     """The training pairs and the evaluation splits (in-distribution ``test`` first, then the shifted ones)."""
     splits = TASK.splits(train_pairs, test_pairs, seed=0)
     return splits["train"], {name: splits[name] for name in SPLITS if name != "train"}
+
+
+def builtin_graded(train_pairs: int) -> list[dict[str, Any]]:
+    """The graded variant's training rankings: ``train_pairs // (K − 1)`` prompts with K = 4 scored completions each,
+    so that binarized best-against-each they give about ``train_pairs`` pairs (see :func:`rmreg.task.graded_split`)."""
+    prompts = max(1, train_pairs // (GRADED_COMPLETIONS - 1))
+    return graded_split(TASK, prompts, completions=GRADED_COMPLETIONS, seed=0)
 
 
 def export_splits(

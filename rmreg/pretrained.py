@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import torch
 
-from rmreg.heads import RewardHead
+from rmreg.heads import RewardEnsemble, RewardHead
 from rmreg.model import RegularizedRewardModel
 from rmreg.model.checkpoint import CONFIG_NAME
 from rmreg.objectives import Objective
@@ -208,7 +208,7 @@ def _lora(causal_lm: Any) -> Any:
 
 
 def build_reward_model(
-    base: str | Path, objective: Objective, *, head: HeadKind, lora: bool, seed: int
+    base: str | Path, objective: Objective, *, head: HeadKind, lora: bool, seed: int, ensemble_heads: int = 4
 ) -> RegularizedRewardModel:
     """A fresh reward model on the causal LM in ``base``.
 
@@ -217,7 +217,9 @@ def build_reward_model(
         objective: the training objective.
         head: ``"mlp"`` (the paper's) or ``"linear"``.
         lora: train LoRA adapters on the attention projections (:data:`LORA`) instead of every weight.
-        seed: seed of the reward head's (and adapters') initialisation.
+        seed: seed of the reward head's (and adapters') initialisation, and of an ensemble's bootstrap.
+        ensemble_heads: heads of the :class:`~rmreg.heads.RewardEnsemble` built when the objective reads every
+            head's rewards (the ``ensemble`` presets).
 
     The DPO regularizer's reference is the model with its adapters switched off under LoRA, else a frozen copy.
     """
@@ -226,9 +228,11 @@ def build_reward_model(
     torch.manual_seed(seed)
     if lora:
         causal_lm = _lora(causal_lm)
-    return RegularizedRewardModel(
-        causal_lm, reward_head=RewardHead(size, kind=head), objective=objective, reference="auto"
+    ensemble = "chosen_head_rewards" in objective.needs
+    reward_head = (
+        RewardEnsemble(size, ensemble_heads, kind=head, seed=seed) if ensemble else RewardHead(size, kind=head)
     )
+    return RegularizedRewardModel(causal_lm, reward_head=reward_head, objective=objective, reference="auto")
 
 
 def checkpoints_in(directory: str | Path) -> list[Path]:

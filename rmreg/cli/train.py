@@ -75,6 +75,12 @@ def add_parser(subparsers: Any) -> None:
     )
     objective.add_argument("--beta", type=positive_float, default=0.1, help="GRM β (default: 0.1)")
     objective.add_argument("--head", choices=("mlp", "linear"), default="mlp", help="reward head (default: mlp)")
+    objective.add_argument(
+        "--ensemble-heads",
+        type=positive_int,
+        default=4,
+        help="heads of the reward ensemble the 'ensemble' objectives train, one backbone (default: 4)",
+    )
     objective.add_argument("--lora", action="store_true", help="train LoRA adapters (r 32, α 64) on the attention")
     loop = parser.add_argument_group("training")
     loop.add_argument("--epochs", type=positive_int, default=2, help="default: 2")

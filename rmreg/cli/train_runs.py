@@ -228,7 +228,8 @@ def _train_all(
                 f"[{len(runs) + 1}/{total}] {plan.labels[name]}, seed {seed}: {_describe_data(setup, objective)}, "
                 f"{args.epochs} epochs",
             )
-            model = build_reward_model(setup.model_dir, objective, head=args.head, lora=args.lora, seed=seed)
+            options = {"head": args.head, "lora": args.lora, "ensemble_heads": args.ensemble_heads}
+            model = build_reward_model(setup.model_dir, objective, seed=seed, **options)
             started = time.perf_counter()
             data, collator = _training_data(setup, objective)
             # Evaluated once, after the last epoch (the numbers reported), not after every epoch.

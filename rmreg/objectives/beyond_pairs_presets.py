@@ -12,6 +12,8 @@ reward               loss                                                   GRM 
 ``rao-kupper``       Rao–Kupper on pairs with a ``tie`` flag (θ = 2)        SFT on the chosen
 ``davidson``         Davidson on pairs with a ``tie`` flag (ν = 1)          SFT on the chosen
 ``bsr``              Bradley–Terry + 0.016·(mean reward)² (Hong et al.)     SFT; DPO
+``ensemble``         each head of a :class:`~rmreg.heads.RewardEnsemble` on    SFT; DPO
+                     its own bootstrap resample (Coste et al., ICLR 2024)
 ==================== ====================================================== =====================================
 
 The DPO regularizer is not offered with the tie models: it would push the "chosen" response of a tied pair
@@ -35,6 +37,7 @@ from collections.abc import Callable
 from rmreg import functional
 from rmreg.objectives.batch import BatchSumRegularizer
 from rmreg.objectives.composition import Objective
+from rmreg.objectives.ensemble import EnsembleBradleyTerry
 from rmreg.objectives.pairwise import BradleyTerry
 from rmreg.objectives.rankings import GroupDPORegularizer, ListwiseSoftmax, PlackettLuce
 from rmreg.objectives.regularizers import DPORegularizer, SFTRegularizer
@@ -52,6 +55,7 @@ _REWARDS: dict[str, Callable[[], list[tuple[float, Term]]]] = {
     "rao-kupper": lambda: [(1.0, RaoKupper())],
     "davidson": lambda: [(1.0, Davidson())],
     "bsr": lambda: [(1.0, BradleyTerry()), (BSR_WEIGHT, BatchSumRegularizer())],
+    "ensemble": lambda: [(1.0, EnsembleBradleyTerry())],
 }
 _GROUPS = ("plackett-luce", "listwise-softmax")
 _TIES = ("rao-kupper", "davidson")

@@ -30,3 +30,25 @@ def test_plackett_luce_on_rankings_against_bradley_terry_on_the_binarized_pairs(
 )
 def test_ranking_options_are_checked_first(argv: list[str], message: str, no_model_work, cli) -> None:
     assert message in cli.error_line(["train", *argv])
+
+
+def test_ensembles_ties_and_batch_sum_regularization_train_from_the_command_line(tmp_path: Path, cli) -> None:
+    from rmreg.heads import RewardEnsemble
+    from rmreg.model import RegularizedRewardModel
+
+    out = tmp_path / "beyond"
+    objectives = "ensemble+grm-sft,bsr"
+    argv = ["train", *cli.TINY_BUILTIN, "--objective", objectives, "--ensemble-heads", "3", "--output-dir", str(out)]
+    code, _, err = cli.run([*argv, "--no-progress"])
+    assert code == 0, err[-2000:]
+    ensemble = RegularizedRewardModel.from_pretrained(out / "ensemble+grm-sft")
+    assert isinstance(ensemble.reward_head, RewardEnsemble) and ensemble.reward_head.num_outputs == 3
+    data = cli.write_rows(
+        tmp_path / "ties.jsonl",
+        [{"prompt": "p", "chosen": f"good {i}", "rejected": f"bad {i}", "tie": i % 3 == 0} for i in range(12)],
+    )
+    tied = ["train", "--model", str(cli.save_lm(tmp_path / "lm")), "--data", str(data), "--objective", "rao-kupper"]
+    code, _, err = cli.run([*tied, "--epochs", "1", "--output-dir", str(tmp_path / "ties"), "--no-progress"])
+    assert code == 0, err[-2000:]
+    metrics = json.loads((tmp_path / "ties" / "metrics.json").read_text())
+    assert "rao_kupper" in metrics["runs"][0]["history"][-1]

@@ -7,6 +7,7 @@ import naive
 import pytest
 import torch
 
+import rmreg
 from rmreg.objectives import BradleyTerry, DPORegularizer, Objective, PairInputs, SFTRegularizer
 from rmreg.objectives.batch import BatchSumRegularizer
 from rmreg.objectives.beyond_pairs_presets import BEYOND_PAIRS_PRESETS, BSR_WEIGHT, beyond_pairs_objective
@@ -247,7 +248,10 @@ def naive_preset(name: str, inputs: PairInputs, alpha: float, beta: float) -> li
     return [(1 - alpha) * b + alpha * e for b, e in zip(base, extra, strict=True)]
 
 
-@pytest.mark.parametrize("name", BEYOND_PAIRS_PRESETS)
+ENSEMBLE_PRESETS = [name for name in BEYOND_PAIRS_PRESETS if name.startswith("ensemble")]
+
+
+@pytest.mark.parametrize("name", [name for name in BEYOND_PAIRS_PRESETS if name not in ENSEMBLE_PRESETS])
 def test_presets_match_their_formula_and_round_trip(name):
     inputs = beyond_pairs_inputs(seed=4)
     objective = beyond_pairs_objective(name, alpha=0.2, beta=0.3)
@@ -256,6 +260,26 @@ def test_presets_match_their_formula_and_round_trip(name):
     restored = Objective.from_config(json.loads(json.dumps(objective.config())))
     torch.testing.assert_close(restored(inputs).loss, objective(inputs).loss)
     assert restored.name == name
+
+
+@pytest.mark.parametrize("name", ENSEMBLE_PRESETS)
+def test_ensemble_presets_are_their_terms_and_round_trip(name):
+    """The ensemble loss itself is checked against its loop reference in tests/objectives/test_ensemble.py."""
+    from rmreg.objectives.ensemble import EnsembleBradleyTerry
+
+    base = beyond_pairs_inputs(seed=5)
+    generator = torch.Generator().manual_seed(5)
+    heads = torch.randn(2, base.num_pairs, 3, generator=generator, dtype=torch.float64)
+    counts = torch.randint(0, 3, (base.num_pairs, 3), generator=generator).double()
+    inputs = base.replace(chosen_head_rewards=heads[0], rejected_head_rewards=heads[1], head_bootstrap_weights=counts)
+    objective = beyond_pairs_objective(name, alpha=0.2, beta=0.3)
+    _, _, regularizer = name.partition("+")
+    by_hand = EnsembleBradleyTerry() if not regularizer else 0.8 * EnsembleBradleyTerry()
+    if regularizer:
+        by_hand = by_hand + 0.2 * [term for _, term in rmreg.objective(regularizer, beta=0.3).weighted_terms()][-1]
+    torch.testing.assert_close(objective(inputs).loss, (1.0 * by_hand)(inputs).loss)
+    restored = Objective.from_config(json.loads(json.dumps(objective.config())))
+    torch.testing.assert_close(restored(inputs).loss, objective(inputs).loss)
 
 
 def test_composing_by_hand_equals_the_preset():

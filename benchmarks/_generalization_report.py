@@ -71,7 +71,7 @@ def bon_verdicts(curves: dict[str, Any], ns: Sequence[int]) -> str:
     return "\n\n".join(blocks)
 
 
-PAPER = """Paper (Yang et al., NeurIPS 2024, Table 1; gemma-2b-it with LoRA, pair accuracy %, as DESIGN.md reprints it;
+PAPER = """Paper (Yang et al., NeurIPS 2024, Table 1; gemma-2b-it with LoRA, pair accuracy %, as reprinted elsewhere;
 in-distribution Unified-Feedback / out-of-distribution HHH-Alignment / MT-Bench):
 
 | objective | 40K pairs: UF / HHH / MT | 400K pairs: UF / HHH / MT |

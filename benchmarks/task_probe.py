@@ -10,7 +10,7 @@ in-distribution test split and the shifted splits of:
   by their grade).
 
 Then, if ``rmreg.model.RegularizedRewardModel`` is available, fine-tunes reward models from the pre-trained LM
-with Bradley–Terry and with GRM (SFT regularizer, α scaled up for the short responses, see DESIGN.md) and prints
+with Bradley–Terry and with GRM (SFT regularizer, α scaled up for the short responses, see the README) and prints
 their reward accuracy and their LM head's implicit-reward accuracy after training.
 
     python benchmarks/task_probe.py --threads 1

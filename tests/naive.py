@@ -1,7 +1,7 @@
 """Independent float64 reference implementations written with plain Python loops and `math`.
 
-They share no code with rmreg: each formula is written out again from the paper (arXiv 2406.10216) and
-DESIGN.md, so agreement means the library computes what the paper defines.
+They share no code with rmreg: each formula is written out again from the paper (arXiv 2406.10216) and the
+references cited in the docstrings, so agreement means the library computes what the papers define.
 """
 
 import math

@@ -208,7 +208,14 @@ def _lora(causal_lm: Any) -> Any:
 
 
 def build_reward_model(
-    base: str | Path, objective: Objective, *, head: HeadKind, lora: bool, seed: int, ensemble_heads: int = 4
+    base: str | Path,
+    objective: Objective,
+    *,
+    head: HeadKind,
+    lora: bool,
+    seed: int,
+    ensemble_heads: int = 4,
+    attributes: int = 1,
 ) -> RegularizedRewardModel:
     """A fresh reward model on the causal LM in ``base``.
 
@@ -220,6 +227,7 @@ def build_reward_model(
         seed: seed of the reward head's (and adapters') initialisation, and of an ensemble's bootstrap.
         ensemble_heads: heads of the :class:`~rmreg.heads.RewardEnsemble` built when the objective reads every
             head's rewards (the ``ensemble`` presets).
+        attributes: outputs of the reward head when the objective reads per-attribute rewards (``ratings``).
 
     The DPO regularizer's reference is the model with its adapters switched off under LoRA, else a frozen copy.
     """
@@ -228,10 +236,11 @@ def build_reward_model(
     torch.manual_seed(seed)
     if lora:
         causal_lm = _lora(causal_lm)
-    ensemble = "chosen_head_rewards" in objective.needs
-    reward_head = (
-        RewardEnsemble(size, ensemble_heads, kind=head, seed=seed) if ensemble else RewardHead(size, kind=head)
-    )
+    reward_head: RewardHead | RewardEnsemble = RewardHead(size, kind=head)
+    if "chosen_attribute_rewards" in objective.needs:
+        reward_head = RewardHead(size, kind=head, num_outputs=attributes)
+    if "chosen_head_rewards" in objective.needs:
+        reward_head = RewardEnsemble(size, ensemble_heads, kind=head, seed=seed)
     return RegularizedRewardModel(causal_lm, reward_head=reward_head, objective=objective, reference="auto")
 
 

@@ -12,13 +12,15 @@ import torch
 
 import rmreg
 from rmreg import reporting
+from rmreg.cli import train_data
 from rmreg.cli import train_report as report
 from rmreg.cli.errors import CLIError
 from rmreg.cli.output_dir import METRICS, RunDirectory
 from rmreg.cli.train import USER_ALPHA, USER_LEARNING_RATE
-from rmreg.data import GroupCollator, PairCollator, TruncationStats, binarize, parse_rankings
+from rmreg.cli.train_data import Rows
+from rmreg.data import GroupCollator, PairCollator, TruncationStats
 from rmreg.data.examples import encode_pairs
-from rmreg.data.files import DataFile, read_pairs
+from rmreg.data.files import DataFile
 from rmreg.objectives import BEYOND_PAIRS_PRESETS, PRESETS, Objective
 from rmreg.objectives import objective as named_objective
 from rmreg.pretrained import build_reward_model, load_config, load_tokenizer, quiet_transformers, resolve_max_length
@@ -28,7 +30,6 @@ from rmreg.training import TrainingConfig, evaluate, train
 
 __all__ = ["run"]
 
-Rows = DataFile | list[dict[str, Any]]
 _EVAL_BATCH = 256
 
 
@@ -53,6 +54,7 @@ class _Setup:
     examples: list[dict[str, Any]]
     groups: GroupCollator | None  # --graded: the ranking objectives' collator, over ``rankings``
     rankings: list[dict[str, Any]]
+    attributes: int  # rating attributes per response (1 without rating columns)
     eval_sets: dict[str, list[dict[str, Any]]]
     truncation: dict[str, dict[str, Any]]  # split -> counts
 
@@ -96,30 +98,6 @@ def _plan(args: argparse.Namespace, builtin_data: bool, builtin_model: bool) -> 
     )
     seeds = args.seeds or (builtin.SEEDS if builtin_data else 1)
     return _Plan(objectives, labels, alpha, list(range(args.seed, args.seed + seeds)), config)
-
-
-def _read_data(args: argparse.Namespace) -> tuple[Rows, dict[str, Rows]]:
-    """The training rows and evaluation rows by split name, read and checked before any model work."""
-    if args.data is None:
-        if args.eval_data:
-            raise CLIError("--eval-data needs --data (the built-in task brings its own test splits)")
-        train, tests = builtin.builtin_splits(args.train_pairs, args.test_pairs)
-        if args.graded:  # the pairwise objectives' data: the rankings binarized, best against each
-            train = binarize(parse_rankings(builtin.builtin_graded(args.train_pairs)), strategy="best_vs_each")
-        return train, dict(tests)
-    rows: Rows = read_pairs(args.data)
-    eval_rows: dict[str, Rows] = {}
-    for path in args.eval_data:
-        name = Path(path).stem
-        eval_rows[name if name not in {"train", *eval_rows} else f"{name}-{len(eval_rows) + 1}"] = read_pairs(path)
-    return rows, eval_rows or {"train": rows}
-
-
-def _check_columns(plan: _Plan, rows: Rows) -> None:
-    first = rows.rows[0] if isinstance(rows, DataFile) else rows[0]  # read_pairs: a column is on every row or none
-    for name, objective in plan.objectives.items():
-        if objective.needs.margin and first.get("margin") is None:
-            raise CLIError(f"objective {name!r} needs a 'margin' column in every training row; add one or pick another")
 
 
 def _process_state() -> Any:
@@ -194,7 +172,9 @@ def _setup(args: argparse.Namespace, model_dir: Path, rows: Rows, eval_rows: dic
     collator = PairCollator(tokenizer, max_length=max_length, truncation=args.truncation)
     groups = GroupCollator(tokenizer, max_length=max_length) if args.graded else None
     rankings = builtin.builtin_graded(args.train_pairs) if args.graded else []
-    return _Setup(model_dir, tokenizer, collator, examples, groups, rankings, eval_sets, truncation)
+    return _Setup(
+        model_dir, tokenizer, collator, examples, groups, rankings, train_data.attributes(rows), eval_sets, truncation
+    )
 
 
 def _training_data(setup: _Setup, objective: Objective) -> tuple[list[dict[str, Any]], Any]:
@@ -229,6 +209,7 @@ def _train_all(
                 f"{args.epochs} epochs",
             )
             options = {"head": args.head, "lora": args.lora, "ensemble_heads": args.ensemble_heads}
+            options["attributes"] = setup.attributes
             model = build_reward_model(setup.model_dir, objective, seed=seed, **options)
             started = time.perf_counter()
             data, collator = _training_data(setup, objective)
@@ -329,8 +310,8 @@ def run(args: argparse.Namespace, start: float) -> int:
     output = RunDirectory(args.output_dir, overwrite=args.overwrite)
     if args.threads or builtin_model:
         torch.set_num_threads(args.threads or 1)  # a tiny model gains nothing from more threads
-    rows, eval_rows = _read_data(args)
-    _check_columns(plan, rows)
+    rows, eval_rows = train_data.read_data(args)
+    train_data.check_columns(plan.objectives, rows)
     state = _process_state()
     model_dir, pretrained = _builtin_lm(args, state) if builtin_model else (Path(args.model), None)
     setup = _setup(args, model_dir, rows, eval_rows, state)

@@ -252,6 +252,17 @@ def _list_column(key: str, values: Sequence[Any]) -> dict[str, ColumnValue] | No
     return {key: numbers, mask_column(key): tuple(v is not None for v in values)}
 
 
+def _merged_mask(key: str, name: str, missing: Any, given: Any) -> tuple[bool, ...]:
+    """A list column's mask: present where the list has a value and the example's own ``name`` column (if any,
+    e.g. from an example encoded once already) says so."""
+    flags = tuple(given.tolist() if hasattr(given, "tolist") else given)
+    if len(flags) != len(missing) or not all(isinstance(flag, bool) for flag in flags):
+        raise ValueError(
+            f"column {name!r} must be a list of {len(missing)} flags, one per value of {key!r}; got {list(flags)!r}"
+        )
+    return tuple(a and b for a, b in zip(missing, flags, strict=True))
+
+
 def per_pair_columns(example: Mapping[str, Any]) -> dict[str, ColumnValue]:
     """The example's per-pair columns: every non-text column holding a number, a bool, or a list of either.
 
@@ -261,8 +272,8 @@ def per_pair_columns(example: Mapping[str, Any]) -> dict[str, ColumnValue]:
     ``[pairs, A]`` tensor, every pair's list of the same length A.
 
     Raises:
-        ValueError: a per-pair number that is NaN or infinite, or a list column whose mask name is taken by another
-            column, naming the column.
+        ValueError: a per-pair number that is NaN or infinite, or a mask column that does not fit its list, naming
+            the column.
 
     Example:
         >>> per_pair_columns({"chosen": "a", "rejected": "b", "margin": 2, "tie": False, "id": "x7"})
@@ -272,7 +283,7 @@ def per_pair_columns(example: Mapping[str, Any]) -> dict[str, ColumnValue]:
     """
     columns: dict[str, ColumnValue] = {}
     for key, value in example.items():
-        if key in TEXT_COLUMNS or value is None:
+        if key in TEXT_COLUMNS or value is None or key in columns:  # a mask already merged with its list
             continue
         if isinstance(value, bool):
             columns[key] = value
@@ -280,12 +291,9 @@ def per_pair_columns(example: Mapping[str, Any]) -> dict[str, ColumnValue]:
             columns[key] = _finite(key, value)
         elif isinstance(value, (list, tuple)) or (hasattr(value, "tolist") and getattr(value, "ndim", 0) == 1):
             listed = _list_column(key, list(value.tolist() if hasattr(value, "tolist") else value))
-            for name in listed or {}:
-                if name != key and name in example:
-                    raise ValueError(
-                        f"column {key!r} has missing values, whose mask column {name!r} would replace the example's "
-                        f"own {name!r} column; rename one of them"
-                    )
+            name = mask_column(key)
+            if listed is not None and name in listed and example.get(name) is not None:
+                listed[name] = _merged_mask(key, name, listed[name], example[name])
             columns.update(listed or {})
     return columns
 

@@ -14,6 +14,8 @@ reward               loss                                                   GRM 
 ``bsr``              Bradley–Terry + 0.016·(mean reward)² (Hong et al.)     SFT; DPO
 ``ensemble``         each head of a :class:`~rmreg.heads.RewardEnsemble` on    SFT; DPO
                      its own bootstrap resample (Coste et al., ICLR 2024)
+``ratings``          MSE of a multi-output head on per-attribute ratings      SFT; DPO
+                     + Bradley–Terry on the heads' weighted combination
 ==================== ====================================================== =====================================
 
 The DPO regularizer is not offered with the tie models: it would push the "chosen" response of a tied pair
@@ -40,6 +42,7 @@ from rmreg.objectives.composition import Objective
 from rmreg.objectives.ensemble import EnsembleBradleyTerry
 from rmreg.objectives.pairwise import BradleyTerry
 from rmreg.objectives.rankings import GroupDPORegularizer, ListwiseSoftmax, PlackettLuce
+from rmreg.objectives.ratings import RatingMSE
 from rmreg.objectives.regularizers import DPORegularizer, SFTRegularizer
 from rmreg.objectives.term import Term
 from rmreg.objectives.ties import Davidson, RaoKupper
@@ -56,6 +59,7 @@ _REWARDS: dict[str, Callable[[], list[tuple[float, Term]]]] = {
     "davidson": lambda: [(1.0, Davidson())],
     "bsr": lambda: [(1.0, BradleyTerry()), (BSR_WEIGHT, BatchSumRegularizer())],
     "ensemble": lambda: [(1.0, EnsembleBradleyTerry())],
+    "ratings": lambda: [(1.0, RatingMSE()), (1.0, BradleyTerry())],
 }
 _GROUPS = ("plackett-luce", "listwise-softmax")
 _TIES = ("rao-kupper", "davidson")

@@ -52,3 +52,38 @@ def test_ensembles_ties_and_batch_sum_regularization_train_from_the_command_line
     assert code == 0, err[-2000:]
     metrics = json.loads((tmp_path / "ties" / "metrics.json").read_text())
     assert "rao_kupper" in metrics["runs"][0]["history"][-1]
+
+
+def test_ratings_train_a_multi_output_head_from_the_command_line(tmp_path: Path, cli) -> None:
+    from rmreg.model import RegularizedRewardModel
+
+    rows = [
+        {
+            "prompt": "p",
+            "chosen": f"good {i}",
+            "rejected": f"bad {i}",
+            "chosen_ratings": [4, None, 5],
+            "rejected_ratings": [1, 2, None],
+        }
+        for i in range(12)
+    ]  # null: a missing rating, masked
+    data = cli.write_rows(tmp_path / "rated.jsonl", rows)
+    argv = [
+        "train",
+        "--model",
+        str(cli.save_lm(tmp_path / "lm")),
+        "--data",
+        str(data),
+        "--objective",
+        "ratings+grm-sft",
+    ]
+    code, _, err = cli.run([*argv, "--epochs", "1", "--output-dir", str(tmp_path / "out"), "--no-progress"])
+    assert code == 0, err[-2000:]
+    model = RegularizedRewardModel.from_pretrained(tmp_path / "out" / "ratings+grm-sft")
+    assert model.reward_head.num_outputs == 3
+    history = json.loads((tmp_path / "out" / "metrics.json").read_text())["runs"][0]["history"][-1]
+    assert {"rating_mse", "bradley_terry", "sft"} <= set(history)
+    unrated = cli.write_rows(
+        tmp_path / "plain.jsonl", [{k: v for k, v in r.items() if "rating" not in k} for r in rows]
+    )
+    assert "needs 'chosen_ratings'" in cli.error_line(["train", "--data", str(unrated), "--objective", "ratings"])

@@ -39,8 +39,17 @@ def test_lists_that_are_not_per_pair_values_are_left_alone():
 def test_bad_list_values_are_named():
     with pytest.raises(ValueError, match="column 'chosen_ratings' is nan"):
         per_pair_columns({"chosen": "a", "rejected": "b", "chosen_ratings": [1.0, float("nan")]})
-    with pytest.raises(ValueError, match="mask column 'chosen_rating_mask' would replace the example's own"):
-        per_pair_columns({"chosen": "a", "rejected": "b", "chosen_ratings": [1.0], "chosen_rating_mask": [True]})
+    with pytest.raises(ValueError, match="column 'chosen_rating_mask' must be a list of 2 flags"):
+        per_pair_columns({"chosen": "a", "rejected": "b", "chosen_ratings": [1.0, 2.0], "chosen_rating_mask": [True]})
+
+
+def test_an_examples_own_mask_is_kept_and_merged_with_missing_values():
+    """An example encoded once already (rmreg.data.examples) carries its mask; encoding it again keeps it."""
+    once = per_pair_columns({"chosen": "a", "rejected": "b", "chosen_ratings": [4, None, 5]})
+    again = per_pair_columns({"chosen": "a", "rejected": "b", **once})
+    assert again == once == {"chosen_ratings": (4.0, 0.0, 5.0), "chosen_rating_mask": (True, False, True)}
+    merged = per_pair_columns({"chosen_ratings": [4, None, 5], "chosen_rating_mask": [False, True, True]})
+    assert merged["chosen_rating_mask"] == (False, False, True)
 
 
 @given(

@@ -1,4 +1,4 @@
-"""``rmreg train --graded``: ranking objectives on the built-in task's rankings, pairwise ones on them binarized."""
+"""``rmreg train`` beyond pairs: --graded rankings, ensembles, ties, batch-sum regularization and ratings."""
 
 import json
 from pathlib import Path

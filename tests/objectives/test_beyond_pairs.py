@@ -230,6 +230,10 @@ def naive_preset(name: str, inputs: PairInputs, alpha: float, beta: float) -> li
         "rao-kupper": lambda: naive.rao_kupper(c, r, tie, 2.0),
         "davidson": lambda: naive.davidson(c, r, tie, 1.0),
         "bsr": lambda: [bt + BSR_WEIGHT * bsr for bt in naive.bradley_terry(c, r)],
+        "ratings": lambda: [
+            mse + bt
+            for mse, bt in zip(naive_ratings(inputs, lambda f, y: (f - y) ** 2), naive.bradley_terry(c, r), strict=True)
+        ],
     }[reward]()
     if not regularizer:
         return base

@@ -70,3 +70,24 @@ def test_rating_lists_train_a_multi_output_head(tmp_path: Path) -> None:
     trainer.train()
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]
     assert all(f"terms/{name}" in logged[-1] for name in ("rating_mse", "bradley_terry", "sft"))
+
+
+def test_an_ensemble_trains_and_its_checkpoint_reloads(tmp_path: Path) -> None:
+    from rmreg.heads import RewardEnsemble
+
+    trainer = RegularizedRewardTrainer(
+        tiny_causal_lm("llama"),
+        config(tmp_path, max_steps=2, per_device_train_batch_size=4, logging_steps=1, save_strategy="no"),
+        train_dataset=datasets.Dataset.from_list(toy_pairs(8)),
+        processing_class=tiny_tokenizer(),
+        objective="ensemble+grm-sft",
+        reward_head=RewardEnsemble(32, 3, seed=1),
+    )
+    trainer.train()
+    assert {"terms/ensemble_bradley_terry", "terms/sft"} <= set(trainer.state.log_history[-2])
+    trainer.save_model(str(tmp_path / "saved"))
+    reloaded = rmreg.RegularizedRewardModel.from_pretrained(tmp_path / "saved")
+    assert isinstance(reloaded.reward_head, RewardEnsemble) and reloaded.reward_head.num_outputs == 3
+    ids = torch.tensor([[1, 40, 41, 2]])
+    heads = reloaded.score_heads(ids, torch.ones_like(ids))
+    torch.testing.assert_close(reloaded.score(ids, torch.ones_like(ids)), heads.mean(-1))

@@ -22,7 +22,8 @@ Providers of the regularizer's log-probs log π(y|x):
   (their kernels need CUDA and Triton).
 
 Precision: ``--dtype float32`` or ``bfloat16`` inputs, or ``--autocast`` (fp32 inputs under
-``torch.autocast(bfloat16)``). Measurements (``_harness.py``): every case runs in its own process; CPU extra
+``torch.autocast(bfloat16)``); ``--softcap C`` soft-caps the logits (Gemma 2) for rmreg's providers and the naive and
+official ones. Measurements (``_harness.py``): every case runs in its own process; CPU extra
 peak memory = the peak resident set minus the resident set once the inputs are built; CUDA:
 ``max_memory_allocated`` minus the memory after building the inputs. Time is the median of ``--repeats`` runs
 after one warm-up (CUDA events on a GPU), pooled over ``--rounds`` interleaved rounds; a case whose warm-up
@@ -70,6 +71,7 @@ class Config:
     threads: int
     dtype: str = "float32"
     autocast: bool = False
+    softcap: float | None = None
 
 
 @dataclass(frozen=True)
@@ -128,12 +130,12 @@ def _torch_options(chunk: int | None):
     return torch.nn.LinearCrossEntropyOptions(chunking_method=None, batch_chunk_size=chunk)
 
 
-def token_logps(provider: str, hidden, weight, targets, chunk: int):
-    """Per-token log-probs [n] of a per-token provider."""
+def token_logps(provider: str, hidden, weight, targets, chunk: int, softcap: float | None):
+    """Per-token log-probs [n] of a per-token provider (only rmreg's providers take a soft-cap)."""
     if provider == "naive":
-        return ops.linear_logprobs_naive(hidden, weight, targets)
+        return ops.linear_logprobs_naive(hidden, weight, targets, softcap=softcap)
     if provider == "chunked":
-        return ops.linear_logprobs(hidden, weight, targets)
+        return ops.linear_logprobs(hidden, weight, targets, softcap=softcap)
     if provider in ("torch", "torch-chunk"):
         options = _torch_options(chunk if provider == "torch-chunk" else None)
         return -F.linear_cross_entropy(hidden, weight, targets, reduction="none", ignore_index=-100, options=options)
@@ -160,16 +162,21 @@ def regularizer_loss(provider: str, inputs: dict, objective: str, cfg: Config):
         # GRM's regularizers depend on a pair only through log π_c − log π_r (SFT: log π_c): one buffer
         signs = None if provider == "fused-groups" else torch.where(torch.arange(rows) < cfg.pairs, 1.0, -1.0)
         return ops.fused_logprob_loss(
-            hidden, weight, targets, sequence_ids, group_ids, loss_fn, sequence_weights=signs
+            hidden, weight, targets, sequence_ids, group_ids, loss_fn, sequence_weights=signs, softcap=cfg.softcap
         )[0]
     if provider == "sequence":
-        return loss_fn(ops.sequence_linear_logprobs(hidden, weight, targets, sequence_ids, num_sequences=rows))
+        sums = ops.sequence_linear_logprobs(
+            hidden, weight, targets, sequence_ids, num_sequences=rows, softcap=cfg.softcap
+        )
+        return loss_fn(sums)
     if provider == "official":  # logits for every row, then keep the rows the term needs
         all_hidden = inputs["hidden"].view(total_rows, cfg.tokens, -1)
         logits = F.linear(all_hidden, weight).float()
+        logits = logits if cfg.softcap is None else cfg.softcap * torch.tanh(logits / cfg.softcap)
         logps = logits.log_softmax(-1).gather(-1, inputs["targets"].view(total_rows, cfg.tokens, 1)).squeeze(-1)
         return loss_fn(logps.sum(-1)[:rows])
-    return loss_fn(token_logps(provider, hidden, weight, targets, chunk_rows(inputs)).view(rows, -1).sum(-1))
+    logps = token_logps(provider, hidden, weight, targets, chunk_rows(inputs), cfg.softcap)
+    return loss_fn(logps.view(rows, -1).sum(-1))
 
 
 def loss(case: Case, cfg: Config, inputs: dict):
@@ -242,16 +249,17 @@ def worker(cfg: Config, case: Case, repeats: int, reference: str, case_seconds: 
 
 
 def reference_worker(cfg: Config, objective: str, path: str) -> dict:
-    """Loss and gradients in float64 on the same (rounded) inputs, through the fused path (3 matmuls a chunk)."""
+    """Loss and gradients in float64 on the same (rounded) inputs, through the fused path (3 matmuls a chunk), on
+    the benchmark's device (float64 matmuls on a GPU are slow but far faster than on its host's CPU)."""
     torch.set_num_threads(cfg.threads)
-    inputs = {k: v.cpu() for k, v in make_inputs(cfg).items()}
-    inputs = {k: v.double() if v.is_floating_point() else v for k, v in inputs.items()}
+    inputs = {k: v.double() if v.is_floating_point() else v for k, v in make_inputs(cfg).items()}  # on cfg.device
     for p in leaves(inputs, "trainable"):
         p.requires_grad_()
     provider = "fused" if objective != "bt" else "naive"
     value = loss(Case(objective, "trainable", provider), cfg, inputs)
     value.backward()
-    torch.save({"loss": value.item(), "hidden": inputs["hidden"].grad, "weight": inputs["weight"].grad}, path)
+    grads = {name: inputs[name].grad.cpu() for name in ("hidden", "weight")}
+    torch.save({"loss": value.item(), **grads}, path)
     return {}
 
 
@@ -292,7 +300,17 @@ def run_all(args: argparse.Namespace) -> list[Row]:
     for pairs in args.pairs:
         for vocab in args.vocab:
             for tokens in args.tokens:
-                cfg = Config(pairs, tokens, args.hidden, vocab, args.device, args.threads, args.dtype, args.autocast)
+                cfg = Config(
+                    pairs,
+                    tokens,
+                    args.hidden,
+                    vocab,
+                    args.device,
+                    args.threads,
+                    args.dtype,
+                    args.autocast,
+                    args.softcap,
+                )
                 for objective in args.objectives:
                     rows += run_objective(args, cfg, objective, out)
     return rows
@@ -375,6 +393,7 @@ COLUMNS = {
 def write_outputs(rows: list[Row], args: argparse.Namespace) -> None:
     out = Path(args.out)
     details = f"hidden {args.hidden}, {precision_name(Config(0, 0, 0, 0, '', 0, args.dtype, args.autocast))}"
+    details += "" if args.softcap is None else f", logit soft-cap {args.softcap}"
     head = _harness.header(args.device, args.threads, details, args.repeats, args.rounds)
     _harness.write_reports(rows, out, "bench_loss", head, COLUMNS)
     if _harness.have_matplotlib():
@@ -410,6 +429,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds of all cases (times pooled)")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="inputs' dtype")
     parser.add_argument("--autocast", action="store_true", help="fp32 inputs under torch.autocast(bfloat16)")
+    parser.add_argument("--softcap", type=float, default=None, help="logit soft-cap (Gemma 2: 30); rmreg and naive")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
@@ -423,6 +443,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.providers) - set(available_providers(args.device))
     if unknown:
         parser.error(f"providers not available here: {sorted(unknown)}")
+    if args.softcap is not None and set(args.providers) & {"torch", "torch-chunk", "liger", "cce"}:
+        parser.error("--softcap: torch's, Liger's and CCE's fused cross-entropies have no logit soft-cap")
     if args.autocast and args.dtype != "float32":
         parser.error("--autocast takes fp32 inputs (--dtype float32)")
     return args

@@ -13,10 +13,13 @@ response = the second half) and takes one step: forward, backward, ``torch.optim
 Providers of the summed response log-probs (the model is the same; only ``rmreg.model.causal_lm.response_logprobs``,
 through which the model gets them, is swapped for the step):
 
-* ``rmreg``: the model as it is (:func:`rmreg.ops.sequence_linear_logprobs`, per-sequence buffers capped at 3);
-* ``fused``: the same loss with the regularizer through :func:`rmreg.ops.fused_logprob_loss` (bounded memory,
-  no recompute), computed here from the model's parts (backbone hidden states, reward head, retained LM head),
-  since the model does not call that op yet; its first-step loss equals the model's (``loss`` column);
+* ``rmreg``: the model as it is: GRM's SFT/DPO regularizers fused into the LM-head pass
+  (:func:`rmreg.ops.fused_logprob_loss` through :mod:`rmreg.model.fused_regularizers`: one weight-gradient buffer
+  for any number of pairs, no recompute);
+* ``sequence``: the model's generic path (``model.fuse_regularizers = False``): summed log-probs from
+  :func:`rmreg.ops.sequence_linear_logprobs` (per-sequence buffers capped at 3, later sequences recompute);
+* the providers below also run the generic path, with ``response_logprobs`` swapped:
+* ``chunked``: :func:`rmreg.ops.linear_logprobs` (per-token, recompute in the backward pass), per-row sum;
 * ``torch``: ``torch.nn.functional.linear_cross_entropy(reduction="none")`` with ``batch_chunk_size`` = rmreg's
   chunk (torch ≥ 2.13), per-row sum;
 * ``naive``: "lean naive": logits only for the response tokens of the rows the term needs, fp32
@@ -50,14 +53,13 @@ import torch.nn.functional as F
 import transformers
 
 import rmreg
-from rmreg import functional, ops
+from rmreg import ops
 from rmreg.data import IGNORE_INDEX
 from rmreg.model import RegularizedRewardModel
 from rmreg.model import causal_lm as _backbone
 
 OBJECTIVES = {"bt": "bt", "sft": "grm-sft", "dpo-noref": "grm-dpo-noref", "dpo": "grm-dpo", "dpo-copy": "grm-dpo"}
-PROVIDERS = ("rmreg", "fused", "torch", "naive", "official")
-ALPHA, BETA = 0.01, 0.1  # the presets' defaults
+PROVIDERS = ("rmreg", "sequence", "chunked", "torch", "naive", "official")
 HEADS = ("trainable", "frozen")
 PRESETS = {  # model shapes; "gemma-2b" is Gemma-2B's (tied head, multi-query attention) with random weights
     "tiny-llama": {"family": "llama", "hidden": 256, "layers": 4, "heads": 4, "kv_heads": 4, "mlp": 1024},
@@ -154,43 +156,24 @@ def torch_logprobs(hidden, labels, rows, head):
     return token_logps.float().new_zeros(len(rows)).index_add(0, row_of_token, token_logps.float())
 
 
-def provider(name: str):
-    """Context in which the model computes its response log-probs with the named provider."""
-    replacement = {"naive": lean_naive_logprobs, "official": official_logprobs, "torch": torch_logprobs}.get(name)
-    return nullcontext() if replacement is None else mock.patch.object(_backbone, "response_logprobs", replacement)
-
-
-def fused_step_loss(model: RegularizedRewardModel, batch: dict, objective: str) -> torch.Tensor:
-    """(1 − α)·BT + α·regularizer with the regularizer fused into the LM-head pass (concat layout, P pairs)."""
-    ids, mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
-    pairs = ids.shape[0] // 2
-    hidden = _backbone.final_hidden_states(model.causal_lm, ids, mask)
-    rewards = model.reward_head(_backbone.pool_last(hidden, mask)).reshape(-1).float()
-    bt = functional.bradley_terry_loss(rewards[:pairs], rewards[pairs:])
-    if objective == "bt":
-        return bt
-    rows = torch.arange(pairs if objective == "sft" else 2 * pairs, device=ids.device)
-    if objective == "dpo-copy":
-        ref = torch.cat(model.reference_logps(ids, mask, labels))
-    elif objective == "dpo":
-        ref = torch.cat([batch["ref_chosen_logps"], batch["ref_rejected_logps"]])
-
-    def loss_fn(logps):
-        if objective == "sft":
-            return ALPHA * functional.sft_regularizer(logps, beta=BETA)
-        if objective == "dpo-noref":
-            return ALPHA * functional.dpo_regularizer(logps[:pairs], logps[pairs:], beta=BETA)
-        refs = ref[:pairs], ref[pairs:]
-        return ALPHA * functional.dpo_regularizer(logps[:pairs], logps[pairs:], *refs, beta=BETA)
-
+def chunked_logprobs(hidden, labels, rows, head):
+    """Summed log-probs of ``rows`` through rmreg's per-token chunked op (:func:`rmreg.ops.linear_logprobs`)."""
     row_of_token, position = (labels[rows, 1:] != IGNORE_INDEX).nonzero(as_tuple=True)
     source = rows[row_of_token]
-    group_ids = torch.arange(len(rows)) % pairs
-    signs = torch.where(torch.arange(len(rows)) < pairs, 1.0, -1.0)  # a pair counts through log π_c − log π_r
-    reg, _ = model.retained_lm_head.logprob_loss(
-        hidden[source, position], labels[source, position + 1], row_of_token, group_ids, loss_fn, sequence_weights=signs
-    )
-    return (1 - ALPHA) * bt + reg
+    token_logps = head.logprobs(hidden[source, position], labels[source, position + 1])
+    return token_logps.new_zeros(len(rows)).index_add(0, row_of_token, token_logps)
+
+
+def provider(name: str):
+    """Context in which the model computes its response log-probs with the named provider."""
+    replacements = {
+        "naive": lean_naive_logprobs,
+        "official": official_logprobs,
+        "torch": torch_logprobs,
+        "chunked": chunked_logprobs,
+    }
+    replacement = replacements.get(name)
+    return nullcontext() if replacement is None else mock.patch.object(_backbone, "response_logprobs", replacement)
 
 
 def build_case(cfg: Config, case: Case) -> tuple[RegularizedRewardModel, dict]:
@@ -202,6 +185,7 @@ def build_case(cfg: Config, case: Case) -> tuple[RegularizedRewardModel, dict]:
         reference="copy" if case.objective in ("dpo", "dpo-copy") else None,
         lm_head_trainable=case.head == "trainable",
     ).to(cfg.device)
+    model.fuse_regularizers = case.provider == "rmreg"  # every other provider replaces the generic path's op
     batch = make_batch(cfg)
     if case.objective == "dpo":  # precomputed once, passed with the batch; the copy is not used in the step
         batch["ref_chosen_logps"], batch["ref_rejected_logps"] = model.reference_logps(**batch)
@@ -223,11 +207,8 @@ def worker(cfg: Config, case: Case, repeats: int, case_seconds: float) -> dict:
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        if case.provider == "fused":
-            loss = fused_step_loss(model, batch, case.objective)
-        else:
-            with provider(case.provider):
-                loss = model(**batch).loss
+        with provider(case.provider):
+            loss = model(**batch).loss
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
@@ -281,9 +262,9 @@ QUICK_CASES = [  # every provider, both heads, a reference copy; few processes
     Case("bt", "-", "-"),
     Case("sft", "trainable", "rmreg"),
     Case("sft", "trainable", "naive"),
-    Case("sft", "trainable", "fused"),
+    Case("sft", "trainable", "sequence"),
     Case("dpo-copy", "frozen", "official"),
-    Case("dpo-copy", "frozen", "fused"),
+    Case("dpo-copy", "frozen", "rmreg"),
 ]
 
 

@@ -32,8 +32,8 @@ def test_step_benchmark_quick_mode_runs(tmp_path):
     run_quick("bench_step.py", tmp_path)
     with open(tmp_path / "bench_step.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert {r["provider"] for r in rows} == {"-", "rmreg", "naive", "fused", "official"}
-    for objective, count in (("sft", 3), ("dpo-copy", 2)):  # the op-level fused step computes the model's loss
+    assert {r["provider"] for r in rows} == {"-", "rmreg", "naive", "sequence", "official"}
+    for objective, count in (("sft", 3), ("dpo-copy", 2)):  # the fused and the generic paths give the same loss
         losses = [float(r["loss"]) for r in rows if r["objective"] == objective]
         assert len(losses) == count and losses == pytest.approx([losses[0]] * count, rel=1e-5)
     assert (tmp_path / "bench_step.md").exists()

@@ -6,7 +6,15 @@ Fig. 1, https://arxiv.org/abs/2406.10216).
 """
 
 from rmreg.heads.ensemble import RewardEnsemble, aggregate_rewards, reward_spread
-from rmreg.heads.lm_head import RetainedLMHead
+from rmreg.heads.lm_head import RetainedLMHead, logit_transform
 from rmreg.heads.reward_head import HeadKind, RewardHead
 
-__all__ = ["HeadKind", "RetainedLMHead", "RewardEnsemble", "RewardHead", "aggregate_rewards", "reward_spread"]
+__all__ = [
+    "HeadKind",
+    "RetainedLMHead",
+    "RewardEnsemble",
+    "RewardHead",
+    "aggregate_rewards",
+    "logit_transform",
+    "reward_spread",
+]

@@ -174,7 +174,7 @@ def _load(kind: str, path: Path, device: torch.device, trust_remote_code: bool =
 def _pair_accuracy(args: argparse.Namespace, kind: str, path: Path, files: list[str], device: torch.device) -> int:
     rows = {file: read_pairs(file) for file in files}
     model, tokenizer = _load(kind, path, device, args.trust_remote_code)
-    layout = model.layout if kind == "rmreg" else "concat"
+    layout: Any = model.layout if kind == "rmreg" else "concat"
     collator = PairCollator(tokenizer, max_length=args.max_length, layout=layout)
     batch_size = args.batch_size or 64
     width = max(len("data"), *map(len, rows))

@@ -59,7 +59,8 @@ def export_sequence_classifier(
         >>> type(AutoModelForSequenceClassification.from_pretrained(directory, trust_remote_code=True)).__name__
         'RmregRewardModel'
     """
-    model = copy.deepcopy(causal_lm).merge_and_unload() if lm.is_peft_model(causal_lm) else causal_lm
+    copied: Any = copy.deepcopy(causal_lm) if lm.is_peft_model(causal_lm) else None
+    model = copied.merge_and_unload() if copied is not None else causal_lm
     plan = plan_classifier(model, reward_head, tokenizer)
     directory = Path(directory)
     with staged_directory(directory, replaces=checkpoint_entries(directory), commit_file=MANIFEST_NAME) as staging:

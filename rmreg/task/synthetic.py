@@ -285,7 +285,7 @@ class PreferenceTask:
         flipped, longer, marked = (
             set(rng.sample(range(n), round(f * n))) for f in (flip_fraction, length_bias, marker_bias)
         )
-        pairs = []
+        pairs: list[dict[str, str | float]] = []
         for i in range(n):
             chosen_longer = i in longer
             while True:
@@ -345,6 +345,7 @@ def _prompt_topics(prompt: str) -> list[str]:
 
 def _parse_sentence(words: list[str]) -> tuple[str, str] | None:
     """``(topic, attribute)`` of ``the T is|looks A`` or ``i think the T is A``; ``None`` if malformed."""
+    verbs: tuple[str, ...]
     if words[:2] == ["i", "think"]:
         words, verbs = words[2:], ("is",)
     else:

@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -58,7 +59,7 @@ def write_weights(directory: Path, state: dict[str, torch.Tensor], *, max_shard_
     for filename, keys in split.filename_to_tensors.items():
         write_tensors(directory / filename, {key: state[key] for key in keys})
     if split.is_sharded:
-        index = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())}}
+        index: dict[str, Any] = {"metadata": {"total_size": sum(t.numel() * t.element_size() for t in state.values())}}
         index["weight_map"] = dict(sorted(split.tensor_to_filename.items()))
         (directory / WEIGHTS_INDEX_NAME).write_text(json.dumps(index, indent=2) + "\n")
 

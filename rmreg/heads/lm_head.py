@@ -195,6 +195,11 @@ class RetainedLMHead(nn.Module):
             return hidden_states
         return hidden_states.to(self.lm_head.weight.dtype)
 
+    @property
+    def _transform(self) -> dict[str, Any]:
+        """What every op takes from the head beside its weight: the bias and the logit transform."""
+        return {"bias": self.bias, "softcap": self.softcap, "scale": self.scale}
+
     @shape_checked
     def logprobs(
         self,
@@ -209,11 +214,9 @@ class RetainedLMHead(nn.Module):
             self._inputs(hidden_states),
             self.weight,
             targets,
-            bias=self.bias,
-            softcap=self.softcap,
-            scale=self.scale,
             chunk_size=chunk_size,
             ignore_index=ignore_index,
+            **self._transform,
         )
 
     @shape_checked
@@ -240,11 +243,9 @@ class RetainedLMHead(nn.Module):
             targets,
             sequence_ids,
             num_sequences=num_sequences,
-            bias=self.bias,
-            softcap=self.softcap,
-            scale=self.scale,
             chunk_size=chunk_size,
             ignore_index=ignore_index,
+            **self._transform,
         )
 
     @shape_checked
@@ -276,11 +277,9 @@ class RetainedLMHead(nn.Module):
             group_ids,
             loss_fn,
             sequence_weights=sequence_weights,
-            bias=self.bias,
-            softcap=self.softcap,
-            scale=self.scale,
             chunk_size=chunk_size,
             ignore_index=ignore_index,
+            **self._transform,
         )
 
     def forward(

@@ -33,17 +33,18 @@ if TYPE_CHECKING:
 __all__ = ["fusable_weights", "fused_forward"]
 
 
+def _fused_term(term: Term) -> bool:
+    """Whether ``term`` reads the LM head (then its loss is computed inside the fused LM-head pass)."""
+    return term.needs.policy_logps
+
+
 def fusable_weights(objective: Objective) -> tuple[float, float] | None:
     """The ``(w_c, w_r)`` shared by every term of ``objective`` that reads log-probs, or ``None`` if not fusable."""
-    reading = [term for _, term in objective.weighted_terms() if term.needs.policy_logps]
+    reading = [term for _, term in objective.weighted_terms() if _fused_term(term)]
     weights = {term.logps_weights for term in reading}
     if not reading or len(weights) != 1 or any(term.needs.token_logps for term in reading):
         return None
     return weights.pop()
-
-
-def _fused_term(term: Term) -> bool:
-    return term.needs.policy_logps
 
 
 def fused_forward(
@@ -102,22 +103,9 @@ def fused_forward(
     )
     logged = with_logps(logps)
     loss, per_pair, terms = fused_loss, torch.zeros(pairs, device=logps.device, dtype=logps.dtype), {}
-    for weight, term in objective.weighted_terms():
-        values = term.per_pair(logged)
-        if values.shape != (pairs,):
-            raise ValueError(f"term {term.name!r} returned shape {tuple(values.shape)}, expected [pairs] = ({pairs},)")
+    for weight, term, values in objective.term_values(logged):
         terms[term.name] = values.detach().mean()
         if not _fused_term(term):
             loss = loss + weight * values.mean()
         per_pair = per_pair + weight * (values.detach() if _fused_term(term) else values)
-    return RewardModelOutput(
-        loss=loss,
-        chosen_rewards=inputs.chosen_rewards,
-        rejected_rewards=inputs.rejected_rewards,
-        terms=terms,
-        accuracy=(inputs.chosen_rewards > inputs.rejected_rewards).float().mean().detach(),
-        per_pair=per_pair,
-        chosen_logps=logged.chosen_logps,
-        rejected_logps=logged.rejected_logps,
-        inputs=logged,
-    )
+    return RewardModelOutput.of(logged, loss=loss, per_pair=per_pair, terms=terms)

@@ -33,3 +33,18 @@ class RewardModelOutput:
     chosen_logps: Tensor | None = None
     rejected_logps: Tensor | None = None
     inputs: PairInputs | None = None
+
+    @classmethod
+    def of(cls, inputs: PairInputs, *, loss: Tensor, per_pair: Tensor, terms: dict[str, Tensor]) -> "RewardModelOutput":
+        """The output for the per-pair ``inputs`` an objective read and what it made of them."""
+        return cls(
+            loss=loss,
+            chosen_rewards=inputs.chosen_rewards,
+            rejected_rewards=inputs.rejected_rewards,
+            terms=terms,
+            accuracy=(inputs.chosen_rewards > inputs.rejected_rewards).float().mean().detach(),
+            per_pair=per_pair,
+            chosen_logps=inputs.chosen_logps,
+            rejected_logps=inputs.rejected_logps,
+            inputs=inputs,
+        )

@@ -265,17 +265,7 @@ class RegularizedRewardModel(ScoringMixin, nn.Module):
                 return fused_forward(self, self.objective, weights, input_ids, attention_mask, labels, batch_columns)
             inputs = self.pair_outputs(input_ids, attention_mask, labels, needs=self.objective.needs, **batch_columns)
             result = self.objective(inputs)
-        return RewardModelOutput(
-            loss=result.loss,
-            chosen_rewards=inputs.chosen_rewards,
-            rejected_rewards=inputs.rejected_rewards,
-            terms=result.terms,
-            accuracy=(inputs.chosen_rewards > inputs.rejected_rewards).float().mean().detach(),
-            per_pair=result.per_pair,
-            chosen_logps=inputs.chosen_logps,
-            rejected_logps=inputs.rejected_logps,
-            inputs=inputs,
-        )
+        return RewardModelOutput.of(inputs, loss=result.loss, per_pair=result.per_pair, terms=result.terms)
 
     def save_pretrained(self, directory: str | os.PathLike[str], *, tokenizer: Any = None) -> None:
         """Write the model to ``directory`` in safetensors and JSON (no pickle), atomically, with a manifest.

@@ -85,20 +85,31 @@ class Objective(nn.Module):
     @shape_checked
     def forward(self, inputs: PairInputs, reduction: Reduction = "mean") -> ObjectiveOutput:
         """Weighted loss of the batch and every term's value; fails early if an input a term needs is None."""
-        for _, term in self.weighted_terms():
-            inputs.check(term.needs, term.name)
         per_pair = None
         terms: dict[str, Tensor] = {}
+        for weight, term, values in self.term_values(inputs):
+            terms[term.name] = values.detach().mean()
+            per_pair = weight * values if per_pair is None else per_pair + weight * values
+        assert per_pair is not None
+        return ObjectiveOutput(loss=functional.reduce(per_pair, reduction), per_pair=per_pair, terms=terms)
+
+    def term_values(self, inputs: PairInputs) -> list[tuple[float, Term, Tensor]]:
+        """``(weight, term, per-pair values [pairs])`` of every term; every input is checked before any is computed.
+
+        Raises:
+            ValueError: an input a term needs is missing, or a term returns another shape than ``[pairs]``.
+        """
+        for _, term in self.weighted_terms():
+            inputs.check(term.needs, term.name)
+        computed = []
         for weight, term in self.weighted_terms():
             values = term.per_pair(inputs)
             if values.shape != (inputs.num_pairs,):
                 raise ValueError(
                     f"term {term.name!r} returned shape {tuple(values.shape)}, expected [pairs] = ({inputs.num_pairs},)"
                 )
-            terms[term.name] = values.detach().mean()
-            per_pair = weight * values if per_pair is None else per_pair + weight * values
-        assert per_pair is not None
-        return ObjectiveOutput(loss=functional.reduce(per_pair, reduction), per_pair=per_pair, terms=terms)
+            computed.append((weight, term, values))
+        return computed
 
     def __add__(self, other: "Term | Objective") -> "Objective":
         if isinstance(other, Term):

@@ -185,10 +185,6 @@ def _training_data(setup: _Setup, objective: Objective) -> tuple[list[dict[str, 
     return setup.examples, setup.collator
 
 
-def _describe_data(setup: _Setup, objective: Objective) -> str:
-    return f"{len(setup.rankings)} ranked groups" if objective.needs.groups else f"{len(setup.examples)} pairs"
-
-
 def _train_all(
     args: argparse.Namespace,
     plan: _Plan,
@@ -202,17 +198,17 @@ def _train_all(
     runs: list[dict[str, Any]] = []
     total = len(plan.objectives) * len(plan.seeds)
     for name, objective in plan.objectives.items():
+        data, collator = _training_data(setup, objective)
+        unit = "ranked groups" if objective.needs.groups else "pairs"
         for seed in plan.seeds:
             _say(
                 state,
-                f"[{len(runs) + 1}/{total}] {plan.labels[name]}, seed {seed}: {_describe_data(setup, objective)}, "
-                f"{args.epochs} epochs",
+                f"[{len(runs) + 1}/{total}] {plan.labels[name]}, seed {seed}: {len(data)} {unit}, {args.epochs} epochs",
             )
             options = {"head": args.head, "lora": args.lora, "ensemble_heads": args.ensemble_heads}
             options["attributes"] = setup.attributes
             model = build_reward_model(setup.model_dir, objective, seed=seed, **options)
             started = time.perf_counter()
-            data, collator = _training_data(setup, objective)
             # Evaluated once, after the last epoch (the numbers reported), not after every epoch.
             result = train(model, data, collator, dataclasses.replace(plan.config, seed=seed))
             final = {

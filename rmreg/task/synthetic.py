@@ -143,7 +143,7 @@ class PreferenceTask:
             >>> task.gold_reward("user : describe moon . assistant :", f"certainly the moon is {truth} .")
             1.0
         """
-        topics = set(_prompt_topics(prompt))
+        topics = {word for word in prompt.split() if word in TOPICS}
         words = [w for w in response.split() if w != MARKER]
         sentences: list[list[str]] = []
         current: list[str] = []
@@ -339,17 +339,11 @@ def _check_count(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a positive integer; got {value!r}")
 
 
-def _prompt_topics(prompt: str) -> list[str]:
-    return [word for word in prompt.split() if word in TOPICS]
-
-
 def _parse_sentence(words: list[str]) -> tuple[str, str] | None:
     """``(topic, attribute)`` of ``the T is|looks A`` or ``i think the T is A``; ``None`` if malformed."""
-    verbs: tuple[str, ...]
-    if words[:2] == ["i", "think"]:
-        words, verbs = words[2:], ("is",)
-    else:
-        verbs = ("is", "looks")
+    thinks = words[:2] == ["i", "think"]
+    verbs = ("is",) if thinks else ("is", "looks")
+    words = words[2:] if thinks else words
     if len(words) == 4 and words[0] == "the" and words[1] in TOPICS and words[2] in verbs and words[3] in ATTRIBUTES:
         return words[1], words[3]
     return None

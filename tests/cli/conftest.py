@@ -1,14 +1,13 @@
 """Shared pieces of the command-line tests: tiny model directories, data files of every format, error checks."""
 
 import contextlib
-import csv
 import io
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rows_testing import write_rows
 
 pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
@@ -56,25 +55,6 @@ def error_line(argv: Sequence[str]) -> str:
     assert len(lines) == 1 and lines[0].startswith("rmreg: error: "), err
     assert "Traceback" not in out + err
     return lines[0].removeprefix("rmreg: error: ")
-
-
-def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write ``rows`` in the format of ``path``'s suffix (no suffix: a saved dataset directory)."""
-    if path.suffix == ".jsonl":
-        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    elif path.suffix == ".json":
-        path.write_text(json.dumps(rows, indent=1))
-    elif path.suffix == ".csv":
-        with path.open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(dict.fromkeys(key for row in rows for key in row)))
-            writer.writeheader()
-            writer.writerows(rows)
-    elif path.suffix == ".parquet":
-        pyarrow = pytest.importorskip("pyarrow")
-        pytest.importorskip("pyarrow.parquet").write_table(pyarrow.Table.from_pylist(rows), path)
-    else:
-        pytest.importorskip("datasets").Dataset.from_list(rows).save_to_disk(str(path))
-    return path
 
 
 def save_lm(path: Path, **config: Any) -> Path:

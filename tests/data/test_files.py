@@ -1,7 +1,5 @@
 """Reading data files (every format, where each row sits), checking rows, and encoding them up front."""
 
-import csv
-import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 pytest.importorskip("transformers")
+
+from rows_testing import write_rows
 
 from rmreg.data import PairCollator, TruncationStats, encode_pair, truncate_pair
 from rmreg.data.examples import encode_pairs, longest_token
@@ -19,31 +19,13 @@ from rmreg.testing import tiny_tokenizer, toy_pairs
 TOKENIZER = tiny_tokenizer()
 
 
-def _write(path: Path, rows: list[dict]) -> Path:
-    if path.suffix == ".jsonl":
-        write_jsonl(path, rows)
-    elif path.suffix == ".json":
-        path.write_text(json.dumps(rows, indent=2))
-    elif path.suffix == ".csv":
-        with path.open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    elif path.suffix == ".parquet":
-        pyarrow = pytest.importorskip("pyarrow")
-        pytest.importorskip("pyarrow.parquet").write_table(pyarrow.Table.from_pylist(rows), path)
-    else:
-        pytest.importorskip("datasets").Dataset.from_list(rows).save_to_disk(str(path))
-    return path
-
-
 @pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv", ".parquet", ""])
 def test_every_format_reads_the_same_rows(tmp_path: Path, suffix: str) -> None:
     rows = [
         {"prompt": "Q", "chosen": "aei", "rejected": "xyz", "margin": 1.5},
         {"prompt": "R", "chosen": "ou", "rejected": "pq", "margin": 2},
     ]
-    data = read_pairs(_write(tmp_path / f"pairs{suffix or '_dataset'}", rows))
+    data = read_pairs(write_rows(tmp_path / f"pairs{suffix or '_dataset'}", rows))
     assert data.rows == rows and data.format == "text"  # CSV numbers are read as numbers
     expected = {".jsonl": ["line 1", "line 2"], ".json": ["line 2", "line 8"], ".csv": ["line 2", "line 3"]}
     assert data.where == expected.get(suffix, ["row 0", "row 1"])
@@ -80,7 +62,7 @@ def test_the_first_bad_row_is_named_and_the_others_counted(tmp_path: Path) -> No
         {"chosen": "x", "rejected": "x"},
     ]
     with pytest.raises(DataFileError) as error:
-        read_pairs(_write(tmp_path / "pairs.jsonl", rows))
+        read_pairs(write_rows(tmp_path / "pairs.jsonl", rows))
     assert str(error.value) == (
         f"{tmp_path / 'pairs.jsonl'}: line 1: field 'rejected': equals 'chosen'; a pair needs two different responses "
         "(and 2 more rows with problems after it)"
@@ -124,7 +106,7 @@ def test_unreadable_tables_and_directories_are_one_clear_line(tmp_path: Path) ->
 
 def test_rows_to_score(tmp_path: Path) -> None:
     rows = [{"response": "a"}, {"prompt": "Q", "response": "b"}, {"messages": [{"role": "user", "content": "hi"}]}]
-    assert read_texts(_write(tmp_path / "texts.jsonl", rows)) == [
+    assert read_texts(write_rows(tmp_path / "texts.jsonl", rows)) == [
         ("", "a"),
         ("Q", "b"),
         [{"role": "user", "content": "hi"}],
@@ -189,7 +171,7 @@ def test_policies_drop_and_error_and_the_location_in_errors(tmp_path: Path) -> N
     stats = TruncationStats()
     assert len(encode_pairs(TOKENIZER, rows, max_length=16, truncation="drop", stats=stats)) == 1
     assert stats.dropped == 1
-    data = read_pairs(_write(tmp_path / "pairs.jsonl", rows))
+    data = read_pairs(write_rows(tmp_path / "pairs.jsonl", rows))
     with pytest.raises(DataFileError, match=r"pairs.jsonl: line 2: a pair needs \d+ tokens, more than max_length=16"):
         encode_pairs(TOKENIZER, data, max_length=16, truncation="error")
     with pytest.raises(DataFileError, match="mine: every pair is longer than max_length=3 and was dropped"):
@@ -255,5 +237,5 @@ def test_cut_long_texts_reaches_message_contents() -> None:
 
 
 def test_a_data_file_knows_its_length_and_path(tmp_path: Path) -> None:
-    data = read_pairs(_write(tmp_path / "pairs.jsonl", toy_pairs(3)))
+    data = read_pairs(write_rows(tmp_path / "pairs.jsonl", toy_pairs(3)))
     assert isinstance(data, DataFile) and len(data) == 3 and data.path == tmp_path / "pairs.jsonl"

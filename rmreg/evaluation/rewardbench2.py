@@ -80,10 +80,12 @@ def ties_score(prompts: dict[tuple[str, int], list[tuple[bool, float]]]) -> dict
     both = sorted(set(ref) & set(tied))
     if not both:
         raise ValueError("rewardbench2 Ties: no prompt has both a 'ref:N' and a tied 'tied:N' version")
+    spreads: list[float] = []
     for prompt_id in both:
-        if tied[prompt_id][1] is None:
+        tied_spread = tied[prompt_id][1]
+        if tied_spread is None:
             raise ValueError(f"rewardbench2 Ties: tied prompt {prompt_id} has one correct answer; it needs several")
-    spreads = [tied[prompt_id][1] for prompt_id in both]
+        spreads.append(tied_spread)
     hard_gaps = [min(ref[prompt_id][2], tied[prompt_id][2]) for prompt_id in both]
     terms = {
         "tied_accuracy": mean(accurate for accurate, _, _ in tied.values()) if tied else 0.0,

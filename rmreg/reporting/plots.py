@@ -4,7 +4,11 @@ bars (mean ± std over seeds, one dot per seed), one colour per objective and on
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.typing import LineStyleType
 
 __all__ = ["BRADLEY_TERRY_TERM", "headless_pyplot", "plot_curves"]
 
@@ -13,7 +17,7 @@ Runs = Sequence[Mapping[str, Any]]
 BRADLEY_TERRY_TERM = "bradley_terry"
 """The name under which the Bradley–Terry term's unweighted value is logged (every objective's reward term)."""
 
-_LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+_LINE_STYLES: tuple["LineStyleType", ...] = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
@@ -113,7 +117,7 @@ def plot_curves(runs: Runs, path: Path, *, title: str | None = None) -> bool:
     _bar_panel(axes[1], runs, labels, seeds, "reward_accuracy", "reward model: pair accuracy after training")
     if not _bar_panel(axes[2], runs, labels, seeds, "lm_accuracy", "LM head's implicit reward (summed log-prob)"):
         axes[2].set_visible(False)
-    handles = [Patch(color=f"C{j}", alpha=0.7, label=label) for j, label in enumerate(labels)]
+    handles: list[Artist] = [Patch(color=f"C{j}", alpha=0.7, label=label) for j, label in enumerate(labels)]
     handles += [
         Line2D(
             [0],

@@ -163,7 +163,6 @@ def _config(family: str, vocab_size: int, hidden_size: int, num_layers: int, num
 
     if hidden_size % num_heads:
         raise ValueError(f"hidden_size ({hidden_size}) must be a multiple of num_heads ({num_heads})")
-    ids = {"pad_token_id": _PAD, "bos_token_id": _BOS, "eos_token_id": _EOS}
     if family == "gpt2":
         return GPT2Config(
             vocab_size=vocab_size,
@@ -174,7 +173,9 @@ def _config(family: str, vocab_size: int, hidden_size: int, num_layers: int, num
             resid_pdrop=0.0,
             embd_pdrop=0.0,
             attn_pdrop=0.0,
-            **ids,
+            pad_token_id=_PAD,
+            bos_token_id=_BOS,
+            eos_token_id=_EOS,
         )
     classes = {"llama": LlamaConfig, "qwen2": Qwen2Config, "gemma": GemmaConfig}
     if family not in classes:
@@ -189,7 +190,9 @@ def _config(family: str, vocab_size: int, hidden_size: int, num_layers: int, num
         head_dim=hidden_size // num_heads,
         max_position_embeddings=positions,
         attention_dropout=0.0,
-        **ids,
+        pad_token_id=_PAD,
+        bos_token_id=_BOS,
+        eos_token_id=_EOS,
     )
 
 

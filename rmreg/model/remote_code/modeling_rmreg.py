@@ -6,6 +6,8 @@ the row's last real token (by ``attention_mask``, whatever the padding side and 
 included), with positions counted over real tokens, through the reward head in its own dtype (float32 by default).
 """
 
+from typing import cast
+
 import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
@@ -19,10 +21,10 @@ class RewardHead(nn.Module):
 
     def __init__(self, hidden_size, kind, hidden, num_layers, dropout, num_outputs, bias, **_) -> None:
         super().__init__()
-        layers = [nn.Dropout(dropout)] if dropout > 0 else []
+        layers: list[nn.Module] = [nn.Dropout(dropout)] if dropout > 0 else []
         width = hidden_size
         if kind == "mlp":
-            for _ in range(num_layers):
+            for _layer in range(num_layers):
                 layers += [nn.Linear(width, hidden), nn.ReLU()]
                 width = hidden
         elif kind != "linear":
@@ -31,7 +33,8 @@ class RewardHead(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.layers(hidden_states.to(self.layers[-1].weight.dtype))
+        output = cast(nn.Linear, self.layers[-1])
+        return self.layers(hidden_states.to(output.weight.dtype))
 
 
 class RewardEnsemble(nn.Module):
@@ -86,11 +89,17 @@ class RmregRewardModel(PreTrainedModel):
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        position_ids: torch.LongTensor | None = None,
+        position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         **kwargs,
     ) -> SequenceClassifierOutputWithPast:
-        reference = input_ids if input_ids is not None else inputs_embeds[..., 0]
+        reference: torch.Tensor
+        if input_ids is not None:
+            reference = input_ids
+        elif inputs_embeds is not None:
+            reference = inputs_embeds[..., 0]
+        else:
+            raise TypeError("RmregRewardModel.forward needs input_ids or inputs_embeds")
         if attention_mask is None:
             attention_mask = torch.ones_like(reference, dtype=torch.long)
         mask = attention_mask.long()

@@ -12,10 +12,11 @@ Providers of the regularizer's log-probs log π(y|x):
   the term needs only the chosen rows.
 * ``chunked``: :func:`rmreg.ops.linear_logprobs` then a per-sequence sum.
 * ``sequence``: :func:`rmreg.ops.sequence_linear_logprobs` (per-sequence buffers, capped at 3, then recompute).
-* ``fused``: :func:`rmreg.ops.fused_logprob_loss`, the regularizer itself fused into the LM-head pass, one pair
-  (group) at a time, declaring ``sequence_weights`` (+1 chosen, −1 rejected: one weight-gradient buffer): memory
-  bounded for any number of pairs, no recompute; ``fused-groups``: the same without the declaration (one buffer
-  per sequence of a pair).
+* ``fused``: :func:`rmreg.ops.fused_logprob_loss`, the regularizer itself fused into the LM-head pass, in two
+  passes over the vocabulary (every log-sum-exp, then every gradient): no weight-sized buffer for any number of
+  pairs, four matmuls, none in the backward pass (the model's default); ``fused-1pass``: one pass, one pair
+  (group) at a time, declaring ``sequence_weights`` (+1 chosen, −1 rejected): three matmuls and one weight-sized
+  buffer; ``fused-groups``: one pass without the declaration (one buffer per sequence of a pair).
 * ``torch``: ``torch.nn.functional.linear_cross_entropy(..., reduction="none", options=LinearCrossEntropyOptions())``
   (torch ≥ 2.13; its automatic chunk size); ``torch-chunk``: the same with ``batch_chunk_size`` = rmreg's chunk.
 * ``liger`` / ``cce``: Liger-Kernel's fused linear cross-entropy and cut-cross-entropy, only when installed
@@ -157,12 +158,14 @@ def regularizer_loss(provider: str, inputs: dict, objective: str, cfg: Config):
     hidden, weight, targets = inputs["hidden"][:n], inputs["weight"], inputs["targets"][:n]
     loss_fn = regularizer(objective, cfg.pairs, inputs["ref_logps"])
     sequence_ids = torch.arange(rows, device=hidden.device).repeat_interleave(cfg.tokens)
-    if provider in ("fused", "fused-groups"):
-        group_ids = torch.arange(rows) % cfg.pairs  # pair p: chosen row p (and rejected row P + p)
-        # GRM's regularizers depend on a pair only through log π_c − log π_r (SFT: log π_c): one buffer
-        signs = None if provider == "fused-groups" else torch.where(torch.arange(rows) < cfg.pairs, 1.0, -1.0)
+    if provider.startswith("fused"):
+        one_pass = {}
+        if provider != "fused":  # one pass, pair p in group p: chosen row p (and rejected row P + p)
+            one_pass["group_ids"] = torch.arange(rows) % cfg.pairs
+        if provider == "fused-1pass":  # GRM's regularizers read a pair only through log π_c − log π_r (SFT: log π_c)
+            one_pass["sequence_weights"] = torch.where(torch.arange(rows) < cfg.pairs, 1.0, -1.0)
         return ops.fused_logprob_loss(
-            hidden, weight, targets, sequence_ids, group_ids, loss_fn, sequence_weights=signs, softcap=cfg.softcap
+            hidden, weight, targets, sequence_ids, loss_fn, num_sequences=rows, softcap=cfg.softcap, **one_pass
         )[0]
     if provider == "sequence":
         sums = ops.sequence_linear_logprobs(
@@ -191,7 +194,7 @@ def loss(case: Case, cfg: Config, inputs: dict):
 
 
 def available_providers(device: str) -> list[str]:
-    names = ["naive", "official", "chunked", "sequence", "fused", "fused-groups"]
+    names = ["naive", "official", "chunked", "sequence", "fused", "fused-1pass", "fused-groups"]
     if hasattr(torch.nn, "LinearCrossEntropyOptions"):
         names += ["torch", "torch-chunk"]
     if device == "cuda" and importlib.util.find_spec("liger_kernel"):
@@ -249,7 +252,7 @@ def worker(cfg: Config, case: Case, repeats: int, reference: str, case_seconds: 
 
 
 def reference_worker(cfg: Config, objective: str, path: str) -> dict:
-    """Loss and gradients in float64 on the same (rounded) inputs, through the fused path (3 matmuls a chunk), on
+    """Loss and gradients in float64 on the same (rounded) inputs, through the two-pass fused path, on
     the benchmark's device (float64 matmuls on a GPU are slow but far faster than on its host's CPU)."""
     torch.set_num_threads(cfg.threads)
     inputs = {k: v.double() if v.is_floating_point() else v for k, v in make_inputs(cfg).items()}  # on cfg.device

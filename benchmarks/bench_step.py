@@ -14,8 +14,10 @@ Providers of the summed response log-probs (the model is the same; only ``rmreg.
 through which the model gets them, is swapped for the step):
 
 * ``rmreg``: the model as it is: GRM's SFT/DPO regularizers fused into the LM-head pass
-  (:func:`rmreg.ops.fused_logprob_loss` through :mod:`rmreg.model.fused_regularizers`: one weight-gradient buffer
-  for any number of pairs, no recompute);
+  (:func:`rmreg.ops.fused_logprob_loss` through :mod:`rmreg.model.fused_regularizers`, two passes over the
+  vocabulary: no weight-sized buffer for any number of pairs, nothing recomputed in the backward pass);
+* ``rmreg-1pass``: the same with ``model.fused_passes = 1`` (one pass, pair by pair: one weight-sized buffer,
+  three LM-head matmuls instead of four);
 * ``sequence``: the model's generic path (``model.fuse_regularizers = False``): summed log-probs from
   :func:`rmreg.ops.sequence_linear_logprobs` (per-sequence buffers capped at 3, later sequences recompute);
 * the providers below also run the generic path, with ``response_logprobs`` swapped:
@@ -59,7 +61,7 @@ from rmreg.model import RegularizedRewardModel
 from rmreg.model import causal_lm as _backbone
 
 OBJECTIVES = {"bt": "bt", "sft": "grm-sft", "dpo-noref": "grm-dpo-noref", "dpo": "grm-dpo", "dpo-copy": "grm-dpo"}
-PROVIDERS = ("rmreg", "sequence", "chunked", "torch", "naive", "official")
+PROVIDERS = ("rmreg", "rmreg-1pass", "sequence", "chunked", "torch", "naive", "official")
 HEADS = ("trainable", "frozen")
 PRESETS = {  # model shapes; "gemma-2b" is Gemma-2B's (tied head, multi-query attention) with random weights
     "tiny-llama": {"family": "llama", "hidden": 256, "layers": 4, "heads": 4, "kv_heads": 4, "mlp": 1024},
@@ -185,7 +187,8 @@ def build_case(cfg: Config, case: Case) -> tuple[RegularizedRewardModel, dict]:
         reference="copy" if case.objective in ("dpo", "dpo-copy") else None,
         lm_head_trainable=case.head == "trainable",
     ).to(cfg.device)
-    model.fuse_regularizers = case.provider == "rmreg"  # every other provider replaces the generic path's op
+    model.fuse_regularizers = case.provider.startswith("rmreg")  # every other provider swaps the generic path's op
+    model.fused_passes = 1 if case.provider == "rmreg-1pass" else 2
     batch = make_batch(cfg)
     if case.objective == "dpo":  # precomputed once, passed with the batch; the copy is not used in the step
         batch["ref_chosen_logps"], batch["ref_rejected_logps"] = model.reference_logps(**batch)

@@ -254,9 +254,10 @@ class RetainedLMHead(nn.Module):
         hidden_states: Float[Tensor, "tokens hidden"],
         targets: Int[Tensor, " tokens"],
         sequence_ids: Int[Tensor, " tokens"],
-        group_ids: Int[Tensor, " sequences"],
         loss_fn: Callable[[Tensor], Tensor],
         *,
+        num_sequences: int | None = None,
+        group_ids: Int[Tensor, " sequences"] | None = None,
         sequence_weights: Float[Tensor, " sequences"] | None = None,
         ignore_index: int = -100,
         chunk_size: int | None = None,
@@ -264,18 +265,20 @@ class RetainedLMHead(nn.Module):
         """``loss_fn`` of the per-sequence summed log-probs, fused into the head's pass (bounded memory).
 
         :func:`rmreg.ops.fused_logprob_loss` with this head's weight, bias and logit transform: ``loss_fn`` maps
-        the summed log-probs [S] to a scalar, separably over the groups of ``group_ids`` (a pair's chosen and
-        rejected sequences); returns ``(loss, detached log-probs [S])``. ``sequence_weights`` w declares the
-        loss a function of each group's Σ_s w_s·log π_s (GRM's SFT: w = 1; DPO: +1 chosen, −1 rejected), so that
-        one weight-gradient buffer serves any group size. One backward pass per forward pass.
+        the summed log-probs [S] to a scalar; returns ``(loss, detached log-probs [S])``. By default two passes
+        over the vocabulary (any loss, no weight-sized buffer); ``group_ids`` declares the loss separable over
+        groups of sequences (a pair's chosen and rejected sequences) for one pass with one more weight-sized
+        buffer, and ``sequence_weights`` w its form Σ_s w_s·log π_s per group (GRM's SFT: w = 1; DPO: +1 chosen,
+        −1 rejected). One backward pass per forward pass.
         """
         return ops.fused_logprob_loss(
             self._inputs(hidden_states),
             self.weight,
             targets,
             sequence_ids,
-            group_ids,
             loss_fn,
+            num_sequences=num_sequences,
+            group_ids=group_ids,
             sequence_weights=sequence_weights,
             chunk_size=chunk_size,
             ignore_index=ignore_index,

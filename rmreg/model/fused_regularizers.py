@@ -2,16 +2,18 @@
 
 A regularizer such as the SFT or DPO term reads the LM head only through each pair's summed log-probs, in the form
 ``w_c·log π(y_c|x) + w_r·log π(y_r|x)`` (SFT: ``(1, 0)``, DPO: ``(1, −1)``; a term says so with
-:attr:`~rmreg.objectives.Term.logps_weights`). Its loss is then separable over pairs, so
-:func:`rmreg.ops.fused_logprob_loss` computes it inside the LM-head pass, pair by pair, adding each pair's weight and
-hidden-state gradients at once: the extra memory is one weight-gradient buffer for any number of pairs and the
-backward pass only scales by the incoming gradient (Yang et al., NeurIPS 2024, arXiv 2406.10216; the idea of
-Liger-Kernel's fused preference losses). The loss equals the generic path's; the other terms (Bradley–Terry, ...)
-are computed as usual.
+:attr:`~rmreg.objectives.Term.logps_weights`). Its loss is then a function of the summed log-probs alone, so
+:func:`rmreg.ops.fused_logprob_loss` computes it inside the LM-head pass, with every gradient of the LM head and the
+hidden states ready at the end of the forward pass and nothing but a scaling left for the backward pass (Yang et
+al., NeurIPS 2024, arXiv 2406.10216). By default in two passes over the vocabulary (log-sum-exps, then gradients):
+no weight-sized buffer; with ``model.fused_passes = 1`` in one pass, pair by pair, where every fused term shares one
+``logps_weights`` (then the loss depends on a pair only through one Σ w_s·log π_s): a quarter fewer LM-head matmuls
+for one more weight-sized buffer. The loss equals the generic path's; the other terms (Bradley–Terry, ...) are
+computed as usual.
 
-The path is taken when every term that reads log-probs declares the same ``logps_weights`` and none reads
-per-token log-probs; otherwise (or with ``model.fuse_regularizers = False``) the generic path runs. As with the
-fused op, one backward pass per forward pass.
+The path is taken when every term that reads log-probs declares ``logps_weights`` and none reads per-token
+log-probs; otherwise (or with ``model.fuse_regularizers = False``) the generic path runs. As with the fused op,
+one backward pass per forward pass.
 """
 
 from collections.abc import Mapping
@@ -30,7 +32,7 @@ from rmreg.objectives.inputs import LOGPS_INPUTS, union
 if TYPE_CHECKING:
     from rmreg.model.reward_model import RegularizedRewardModel
 
-__all__ = ["fusable_weights", "fused_forward"]
+__all__ = ["fusable", "fused_forward", "shared_weights"]
 
 
 def _fused_term(term: Term) -> bool:
@@ -38,19 +40,23 @@ def _fused_term(term: Term) -> bool:
     return term.needs.policy_logps
 
 
-def fusable_weights(objective: Objective) -> tuple[float, float] | None:
-    """The ``(w_c, w_r)`` shared by every term of ``objective`` that reads log-probs, or ``None`` if not fusable."""
+def fusable(objective: Objective) -> bool:
+    """Whether ``objective``'s log-prob terms can be fused: every one declares ``logps_weights``, none reads
+    per-token log-probs."""
     reading = [term for _, term in objective.weighted_terms() if _fused_term(term)]
-    weights = {term.logps_weights for term in reading}
-    if not reading or len(weights) != 1 or any(term.needs.token_logps for term in reading):
-        return None
-    return weights.pop()
+    declared = all(term.logps_weights is not None and not term.needs.token_logps for term in reading)
+    return bool(reading) and declared
+
+
+def shared_weights(objective: Objective) -> tuple[float, float] | None:
+    """The ``(w_c, w_r)`` shared by every log-prob term of a fusable ``objective``, or ``None`` if they differ."""
+    weights = {term.logps_weights for _, term in objective.weighted_terms() if _fused_term(term)}
+    return weights.pop() if len(weights) == 1 else None
 
 
 def fused_forward(
     model: "RegularizedRewardModel",
     objective: Objective,
-    weights: tuple[float, float],
     input_ids: Tensor,
     attention_mask: Tensor,
     labels: Tensor | None,
@@ -75,12 +81,13 @@ def fused_forward(
         keep=keep,
     )
     hidden, pairs = keep["hidden"], inputs.num_pairs
-    sides = [side for side, weight in zip(("chosen", "rejected"), weights, strict=True) if weight != 0]
+    fused = [(weight, term) for weight, term in objective.weighted_terms() if _fused_term(term)]
+    declared = [term.logps_weights for _, term in fused]
+    sides = [side for k, side in enumerate(("chosen", "rejected")) if any(w and w[k] != 0 for w in declared)]
     chosen_rows, rejected_rows = pair_order(pairs, model.layout, hidden.device)
     rows = torch.cat([chosen_rows if side == "chosen" else rejected_rows for side in sides])
     row_of_token, position = lm.response_tokens(labels, rows)
     source = rows[row_of_token]
-    fused = [(weight, term) for weight, term in objective.weighted_terms() if _fused_term(term)]
 
     def with_logps(logps: Tensor) -> PairInputs:
         return inputs.replace(**{f"{side}_logps": logps[k * pairs : (k + 1) * pairs] for k, side in enumerate(sides)})
@@ -91,15 +98,23 @@ def fused_forward(
 
     head = model.retained_lm_head
     lm.check_not_sharded_alone(head.lm_head)
+    if model.fused_passes not in (1, 2):
+        raise ValueError(f"fused_passes must be 1 or 2; got {model.fused_passes!r}")
+    weights = shared_weights(objective) if model.fused_passes == 1 else None
+    one_pass: dict[str, Tensor] = {}
+    if weights is not None:  # one pair per group; the loss reads it through w_c·log π_c + w_r·log π_r
+        signs = [weights[0 if side == "chosen" else 1] for side in sides]
+        one_pass = {
+            "group_ids": torch.arange(len(sides) * pairs) % pairs,
+            "sequence_weights": torch.tensor(signs).repeat_interleave(pairs),
+        }
     fused_loss, logps = head.logprob_loss(
         hidden[source, position],
         labels[source, position + 1],
         row_of_token,
-        torch.arange(len(sides) * pairs) % pairs,
         loss_fn,
-        sequence_weights=torch.tensor([weights[0 if side == "chosen" else 1] for side in sides]).repeat_interleave(
-            pairs
-        ),
+        num_sequences=len(sides) * pairs,
+        **one_pass,
     )
     logged = with_logps(logps)
     loss, per_pair, terms = fused_loss, torch.zeros(pairs, device=logps.device, dtype=logps.dtype), {}

@@ -22,7 +22,7 @@ from rmreg.heads import RetainedLMHead, RewardEnsemble, RewardHead
 from rmreg.model import causal_lm as lm
 from rmreg.model import checkpoint, export
 from rmreg.model.batch_checks import check_shapes
-from rmreg.model.fused_regularizers import fusable_weights, fused_forward
+from rmreg.model.fused_regularizers import fusable, fused_forward
 from rmreg.model.group_outputs import compute_group_inputs, is_group_batch
 from rmreg.model.outputs import RewardModelOutput
 from rmreg.model.pair_outputs import compute_pair_inputs
@@ -77,6 +77,11 @@ class RegularizedRewardModel(ScoringMixin, nn.Module):
     """Compute GRM's SFT/DPO regularizers inside the LM-head pass when the objective allows it (see
     :mod:`rmreg.model.fused_regularizers`); ``False`` always takes the generic path (e.g. to call ``backward`` on
     the loss more than once)."""
+    fused_passes: int = 2
+    """Passes of the fused path over the vocabulary: 2 (default) computes every log-sum-exp first, so no
+    weight-sized buffer is needed; 1 goes pair by pair, one weight-sized buffer more for a quarter fewer LM-head
+    matmuls, when the fused terms share one ``logps_weights`` (else 2 passes run). See
+    :func:`rmreg.ops.fused_logprob_loss`."""
     objective: Objective | None
     reward_head: RewardHead | RewardEnsemble
 
@@ -258,11 +263,10 @@ class RegularizedRewardModel(ScoringMixin, nn.Module):
                 "this model has no objective: build it with objective=rmreg.objective(...) to call it for a loss, "
                 "or use pair_outputs(..., needs=...) with an objective of your own, or score() for rewards"
             )
-        fusable = self.fuse_regularizers and not is_group_batch(batch_columns)
-        weights = fusable_weights(self.objective) if fusable else None
+        fused = self.fuse_regularizers and not is_group_batch(batch_columns) and fusable(self.objective)
         with hot_path():
-            if weights is not None:
-                return fused_forward(self, self.objective, weights, input_ids, attention_mask, labels, batch_columns)
+            if fused:
+                return fused_forward(self, self.objective, input_ids, attention_mask, labels, batch_columns)
             inputs = self.pair_outputs(input_ids, attention_mask, labels, needs=self.objective.needs, **batch_columns)
             result = self.objective(inputs)
         return RewardModelOutput.of(inputs, loss=result.loss, per_pair=result.per_pair, terms=result.terms)

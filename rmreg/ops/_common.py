@@ -43,8 +43,12 @@ def auto_chunk_size(vocab_size: int, hidden_size: int, *, bytes_per_logit: int =
         >>> auto_chunk_size(128_000, 256, bytes_per_logit=8)
         65
     """
-    budget = max(DEFAULT_CHUNK_BYTES, 4 * vocab_size * hidden_size // 8)
-    return max(1, budget // (bytes_per_logit * vocab_size))
+    return max(1, chunk_budget(vocab_size, hidden_size) // (bytes_per_logit * vocab_size))
+
+
+def chunk_budget(vocab_size: int, hidden_size: int) -> int:
+    """Bytes of one chunk's work buffers: ``max(DEFAULT_CHUNK_BYTES, 4·V·H/8)``."""
+    return max(DEFAULT_CHUNK_BYTES, 4 * vocab_size * hidden_size // 8)
 
 
 def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -169,9 +169,9 @@ def test_lm_head_runs_only_on_needed_response_tokens(monkeypatch, name: str, row
         calls.append((hidden.shape[0], kwargs["num_sequences"]))
         return real(hidden, weight, targets, sequence_ids, **kwargs)
 
-    def fused_spy(hidden, weight, targets, sequence_ids, group_ids, loss_fn, **kwargs):
-        calls.append((hidden.shape[0], group_ids.shape[0]))
-        return real_fused(hidden, weight, targets, sequence_ids, group_ids, loss_fn, **kwargs)
+    def fused_spy(hidden, weight, targets, sequence_ids, loss_fn, **kwargs):
+        calls.append((hidden.shape[0], kwargs["num_sequences"]))
+        return real_fused(hidden, weight, targets, sequence_ids, loss_fn, **kwargs)
 
     monkeypatch.setattr(ops, "sequence_linear_logprobs", spy)
     monkeypatch.setattr(ops, "fused_logprob_loss", fused_spy)  # GRM's regularizers take the fused path

@@ -32,12 +32,12 @@ def path_outputs(path, h, w, y, **kw):
     elif path == "sequence":
         value = -F.logsigmoid(0.1 * sequence_linear_logprobs(h, w, y, seq, **kw)).mean()
     else:
-        groups = torch.arange(8, device="cuda") % 4
 
         def dpo(logps):
             return -F.logsigmoid(0.1 * (logps[:4] - logps[4:])).mean()
 
-        value = fused_logprob_loss(h, w, y, seq, groups, dpo, **kw)[0]
+        grouped = {"group_ids": torch.arange(8) % 4} if path == "fused-loss-one-pass" else {"num_sequences": 8}
+        value = fused_logprob_loss(h, w, y, seq, dpo, **grouped, **kw)[0]
     value.backward()
     return value.detach().float(), h.grad.float(), w.grad.float()
 
@@ -49,7 +49,7 @@ def matmul_mode(request, monkeypatch):
     return request.param
 
 
-@pytest.mark.parametrize("path", ["chunked", "sequence", "fused-loss"])
+@pytest.mark.parametrize("path", ["chunked", "sequence", "fused-loss", "fused-loss-one-pass"])
 @pytest.mark.parametrize(("softcap", "scale"), [(None, None), (30.0, None), (None, 0.0625)])
 def test_bf16_gradients_against_fp32(path, softcap, scale, matmul_mode):
     h, w, y = inputs()

@@ -2,12 +2,15 @@
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
 from rmreg.model.checkpoint.errors import first_line
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = [
     "backbone_class",
@@ -21,7 +24,8 @@ __all__ = [
 
 def lm_head_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The LM head's tensors under their names in ``model``'s state dict (``lm_head.weight``, ...)."""
-    head = model.get_output_embeddings()
+    hf_model: Any = model  # a transformers model; nn.Module's attributes type as Tensor | Module
+    head: nn.Module = hf_model.get_output_embeddings()
     prefix = next(name for name, module in model.named_modules() if module is head)
     return {f"{prefix}.{name}": tensor for name, tensor in head.state_dict().items()}
 
@@ -56,7 +60,7 @@ def is_sequence_classifier_class(name: str) -> bool:
     return name.endswith("ForSequenceClassification")
 
 
-def backbone_class(config: Any) -> type:
+def backbone_class(config: Any) -> type["PreTrainedModel"]:
     """The transformers class named by ``config.architectures`` (a causal LM or a sequence classifier).
 
     Raises:
@@ -71,7 +75,8 @@ def backbone_class(config: Any) -> type:
     mapping = (
         MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING if is_sequence_classifier_class(name) else MODEL_FOR_CAUSAL_LM_MAPPING
     )
-    cls = mapping.get(type(config), None)
+    # transformers annotates the values as (slow, fast) tokenizer-class pairs; a model mapping's are model classes
+    cls: type[PreTrainedModel] | None = mapping.get(type(config), None)  # type: ignore[assignment]
     if cls is None or cls.__name__ != name:
         raise ValueError(f"transformers has no {name or 'model'} for {type(config).__name__}")
     return cls
@@ -90,10 +95,12 @@ def build_backbone(
         cls = backbone_class(config)
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None
-    kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+    kwargs: dict[str, Any] = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
     kwargs |= {"dtype": dtype, "output_loading_info": True, "local_files_only": True, "ignore_mismatched_sizes": True}
     try:
-        model, info = cls.from_pretrained(None, config=config, state_dict=state, **kwargs)
+        loaded = cls.from_pretrained(None, config=config, state_dict=state, **kwargs)
+        # output_loading_info=True: (model, info), which transformers' return annotation does not express
+        model, info = cast(tuple[nn.Module, dict[str, Any]], loaded)
     except (RuntimeError, ValueError, OSError) as error:
         raise ValueError(f"{where}: the weights do not load into {cls.__name__} ({first_line(error)})") from None
     _check_loading_info(info, where)
@@ -143,14 +150,17 @@ def load_causal_lm_dir(
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     directory = local_model_directory(path)
-    kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
-    auto, what = AutoModelForCausalLM, "causal LM"
+    kwargs: dict[str, Any] = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+    auto: type[AutoModelForCausalLM | AutoModelForSequenceClassification] = AutoModelForCausalLM
+    what = "causal LM"
     if sequence_classifier:
         auto, what, kwargs["num_labels"] = AutoModelForSequenceClassification, "sequence classifier", 1
     try:
-        model, info = auto.from_pretrained(
+        loaded = auto.from_pretrained(
             directory, dtype="auto", local_files_only=True, output_loading_info=True, **kwargs
         )
+        # output_loading_info=True: (model, info), which transformers' return annotation does not express
+        model, info = cast(tuple[nn.Module, dict[str, Any]], loaded)
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as error:
         raise ValueError(f"{path}: does not load as a {what}: {first_line(error)}") from None
     _check_loading_info(info, str(path), unexpected_ok=unexpected_ok)

@@ -3,7 +3,7 @@
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -101,7 +101,7 @@ def _full_backbone(directory: Path, config: dict[str, Any], head: RewardHead | R
         owner, _, leaf = name.rpartition(".")
         setattr(model.get_submodule(owner), leaf, buffers[name].to(getattr(torch, dtype)))
     if lm_head == "none":
-        head.output_layer.weight = model.score.weight
+        head.output_layer.weight = cast(nn.Linear, model.score).weight  # a *ForSequenceClassification's score layer
     return model
 
 

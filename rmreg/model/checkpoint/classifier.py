@@ -23,7 +23,7 @@ import copy
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import torch
 from torch import nn
@@ -32,6 +32,9 @@ from rmreg.heads import RewardEnsemble, RewardHead
 from rmreg.model.checkpoint.layout import CLASSIFIER_CONFIG
 from rmreg.model.checkpoint.tensors import read_weights, write_weights
 from rmreg.model.remote_code import MODULE_FILES, source
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 __all__ = [
     "REMOTE_MODEL_TYPE",
@@ -81,12 +84,14 @@ def _ids(value: Any) -> set[int]:
     return {int(v) for v in value} if isinstance(value, (list, tuple)) else {int(value)}
 
 
-def _native_class(model: nn.Module) -> type | None:
+def _native_class(model: "PreTrainedModel") -> type["PreTrainedModel"] | None:
     """The backbone's ``*ForSequenceClassification`` if its weights are the decoder's plus ``score.weight``."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
 
+    mapping = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
     try:
-        cls = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(model.config)]
+        # transformers annotates the values as (slow, fast) tokenizer-class pairs; a model mapping's are model classes
+        cls: type[PreTrainedModel] = mapping[type(model.config)]  # type: ignore[assignment]
     except KeyError:
         return None
     config = copy.deepcopy(model.config)
@@ -105,6 +110,7 @@ def _native_class(model: nn.Module) -> type | None:
 def plan_classifier(model: nn.Module, head: RewardHead | RewardEnsemble, tokenizer: Any = None) -> ClassifierPlan:
     """The form of ``model`` (a ``*ForCausalLM`` or ``*ForSequenceClassification``, adapters merged) with ``head``
     as a classifier, given the tokenizer it is used with (else its config's pad token); see the module docstring."""
+    model = _transformers_model(model)
     config = model.config
     pad = getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else config.pad_token_id
     eos = _ids(config.eos_token_id) | _ids(getattr(tokenizer, "eos_token_id", None))
@@ -123,14 +129,19 @@ def plan_classifier(model: nn.Module, head: RewardHead | RewardEnsemble, tokeniz
     elif pad in eos:
         reasons.append("the pad token is the EOS token, so the classifier would pool the token before the EOS")
     native = None if reasons else _native_class(model)
-    if not reasons and native is None:
-        reasons.append(f"{type(model).__name__} has no sequence classifier of the same weights with a linear score")
-    if reasons:
+    if native is None:
+        if not reasons:
+            reasons.append(f"{type(model).__name__} has no sequence classifier of the same weights with a linear score")
         return ClassifierPlan("remote_code", "; ".join(reasons), pad, None, _REMOTE_PREFIX)
     return ClassifierPlan("native", "", pad, native.__name__, native.base_model_prefix)
 
 
-def _backbone_config(model: nn.Module) -> Any:
+def _transformers_model(model: nn.Module) -> "PreTrainedModel":
+    """``model`` typed as what it is, a transformers model (nn.Module types its attributes as Tensor | Module)."""
+    return cast("PreTrainedModel", model)
+
+
+def _backbone_config(model: "PreTrainedModel") -> Any:
     config = copy.deepcopy(model.config)
     config.architectures = [type(model).__name__]
     config.dtype = model.dtype
@@ -146,6 +157,7 @@ def write_classifier(
     max_shard_size: int | str,
 ) -> None:
     """Write ``config.json``, the weights and (remote code) the modeling files of ``plan``'s form."""
+    model = _transformers_model(model)
     backbone = _backbone_config(model)
     state = {f"{plan.decoder_prefix}.{name}": tensor for name, tensor in model.base_model.state_dict().items()}
     if plan.kind == "native":
@@ -195,7 +207,7 @@ def _causal_config(fields: dict[str, Any], causal_class: str, where: Path) -> An
         raise ValueError(f"{where}: unknown model_type {model_type!r} for the backbone (newer transformers?)")
     fields["architectures"] = [causal_class]
     try:
-        return CONFIG_MAPPING[model_type].from_dict(fields)
+        return CONFIG_MAPPING[cast(str, model_type)].from_dict(fields)  # in the mapping: one of its str keys
     except (TypeError, ValueError) as error:
         raise ValueError(f"{where}: the backbone's config does not load ({error})") from None
 

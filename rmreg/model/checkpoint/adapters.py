@@ -23,7 +23,8 @@ _ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 def base_model_record(causal_lm: nn.Module, checkpoint: Path) -> dict[str, Any] | None:
     """Where the PEFT model's base model is, as ``rmreg_config.json`` records it (``None``: unknown)."""
-    config = causal_lm.peft_config.get(causal_lm.active_adapter)
+    peft_model: Any = causal_lm  # a peft.PeftModel; nn.Module types its attributes as Tensor | Module
+    config = peft_model.peft_config.get(peft_model.active_adapter)
     name = getattr(config, "base_model_name_or_path", None) or lm.unwrap(causal_lm).config.name_or_path
     if not name:
         return None
@@ -77,13 +78,16 @@ def load_adapters(
 
     saved = read_tensors(directory / _ADAPTER_WEIGHTS)
     path = _base_model_path(record, checkpoint) if base_model is None else base_model
+    base: nn.Module
     if isinstance(path, (str, os.PathLike)):
-        base_model = load_causal_lm_dir(
+        base = load_causal_lm_dir(
             path, attn_implementation, unexpected_ok=True, sequence_classifier=sequence_classifier
         )
         path = Path(path).resolve() if Path(path).is_dir() else path
+    else:  # the module passed as base_model
+        base = path
     try:
-        model = PeftModel.from_pretrained(base_model, directory, is_trainable=is_trainable, local_files_only=True)
+        model = PeftModel.from_pretrained(base, directory, is_trainable=is_trainable, local_files_only=True)
     except (RuntimeError, ValueError, KeyError, OSError) as error:
         raise ValueError(f"{directory}: the adapters do not load into the base model ({first_line(error)})") from None
     if isinstance(path, (str, os.PathLike)):  # the base as found, so that saving the model again records it

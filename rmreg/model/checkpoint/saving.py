@@ -3,7 +3,7 @@
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from torch import nn
 
@@ -25,6 +25,9 @@ from rmreg.model.checkpoint.parts import Parts
 from rmreg.model.checkpoint.tensors import MAX_SHARD_SIZE, write_tensors
 from rmreg.model.manifest import MANIFEST_NAME, write_manifest
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
 __all__ = ["save"]
 
 
@@ -40,7 +43,7 @@ def _attn_implementation(causal_lm: nn.Module) -> str | None:
 
 def _write_backbone(parts: Parts, staging: Path, tokenizer: Any, max_shard_size: int | str) -> dict[str, Any]:
     """The classifier files and the untied LM head of a full model; its ``backbone`` description."""
-    model = parts.causal_lm
+    model = cast("PreTrainedModel", parts.causal_lm)  # no PEFT here: a transformers model
     plan = plan_classifier(model, parts.reward_head, tokenizer)
     write_classifier(staging, model, parts.reward_head, plan, max_shard_size=max_shard_size)
     if is_sequence_classifier_class(type(model).__name__):
@@ -99,7 +102,8 @@ def save(
     replaces = checkpoint_entries(directory)
     with staged_directory(directory, replaces=replaces, commit_file=MANIFEST_NAME) as staging:
         if peft:
-            parts.causal_lm.save_pretrained(staging / BACKBONE_DIR)
+            peft_model: Any = parts.causal_lm  # a peft.PeftModel; nn.Module types its attributes as Tensor | Module
+            peft_model.save_pretrained(staging / BACKBONE_DIR)
             write_tensors(staging / HEAD_NAME, head.state_dict())
             config["base_model"] = base_model_record(parts.causal_lm, directory)
             config["base_model_class"] = type(lm.unwrap(parts.causal_lm)).__name__
@@ -107,7 +111,8 @@ def save(
             config["backbone"] = _write_backbone(parts, staging, tokenizer, max_shard_size)
         if isinstance(reference, nn.Module):
             config["reference_attn_implementation"] = _attn_implementation(reference)
-            reference.save_pretrained(staging / REFERENCE_DIR)
+            reference_model: Any = reference  # a causal LM, transformers' or PEFT's: it has save_pretrained
+            reference_model.save_pretrained(staging / REFERENCE_DIR)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
         (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")

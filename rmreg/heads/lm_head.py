@@ -9,7 +9,7 @@ config, and :class:`RetainedLMHead` applies the same transform.
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -72,7 +72,7 @@ def logit_transform(config: Any) -> tuple[float | None, float | None]:
         (None, 0.125)
     """
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    model_type = getattr(config, "model_type", None)
+    model_type: Any = getattr(config, "model_type", None)  # a str, or None: looked up as is (None is no key)
     rules = _LOGIT_TRANSFORMS.get(model_type)
     if rules is None:
         for attribute in _TRANSFORM_ATTRIBUTES:
@@ -152,16 +152,22 @@ class RetainedLMHead(nn.Module):
     @classmethod
     def from_causal_lm(cls, causal_lm: nn.Module, *, trainable: bool | None = None) -> "RetainedLMHead":
         """The head of a Hugging Face causal LM, with the logit transform its config declares."""
-        softcap, scale = logit_transform(causal_lm.config)
-        return cls(causal_lm.get_output_embeddings(), trainable=trainable, softcap=softcap, scale=scale)
+        hf_model: Any = causal_lm  # a transformers model; nn.Module's attributes type as Tensor | Module
+        softcap, scale = logit_transform(hf_model.config)
+        return cls(hf_model.get_output_embeddings(), trainable=trainable, softcap=softcap, scale=scale)
 
     def extra_repr(self) -> str:
         return f"trainable={self.trainable}, softcap={self.softcap}, scale={self.scale}"
 
     @property
+    def _head_weight(self) -> Tensor:
+        """``lm_head.weight`` as the Tensor ``__init__`` checked it is (nn.Module types it as Tensor | Module)."""
+        return cast(Tensor, self.lm_head.weight)
+
+    @property
     def weight(self) -> Tensor:
         """The head's weight ``[vocab, hidden]``, detached when the head is frozen."""
-        weight = self.lm_head.weight
+        weight = self._head_weight
         return weight if self._passes_gradient() else weight.detach()
 
     @property
@@ -174,15 +180,15 @@ class RetainedLMHead(nn.Module):
 
     @property
     def vocab_size(self) -> int:
-        return int(self.lm_head.weight.shape[0])
+        return int(self._head_weight.shape[0])
 
     @property
     def hidden_size(self) -> int:
-        return int(self.lm_head.weight.shape[1])
+        return int(self._head_weight.shape[1])
 
     def _passes_gradient(self) -> bool:
         if self.trainable is None:
-            return bool(self.lm_head.weight.requires_grad)
+            return bool(self._head_weight.requires_grad)
         return self.trainable
 
     def _inputs(self, hidden_states: Tensor) -> Tensor:
@@ -193,7 +199,7 @@ class RetainedLMHead(nn.Module):
             )
         if torch.is_autocast_enabled(hidden_states.device.type) and hidden_states.dtype != torch.float64:
             return hidden_states
-        return hidden_states.to(self.lm_head.weight.dtype)
+        return hidden_states.to(self._head_weight.dtype)
 
     @property
     def _transform(self) -> dict[str, Any]:

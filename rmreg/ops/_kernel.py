@@ -78,6 +78,12 @@ class Chunk:
     probs_low: Tensor | None = None  # E in the compute dtype, made once on first use
 
 
+def _grad_factors(chunk: Chunk) -> tuple[Tensor, Tensor]:
+    """The chunk's a and k, set by ``Sweep.softmax(..., with_grad=True)`` (every gradient's caller asks for them)."""
+    assert chunk.onehot is not None and chunk.coef is not None, "chunk made with with_grad=False"
+    return chunk.onehot, chunk.coef
+
+
 class Sweep:
     """The buffers and the LM head (in the compute dtype) for one pass over chunks of at most ``max_rows`` rows."""
 
@@ -116,6 +122,7 @@ class Sweep:
         logits = self._raw_logits(self.logits[:n], inputs)
         tanh = None
         if t.softcap is not None:
+            assert self.tanh is not None  # allocated whenever the transform has a soft-cap
             tanh = torch.mul(logits, t.multiplier / t.softcap, out=self.tanh[:n]).tanh_()
             logits = torch.mul(tanh, t.softcap, out=logits)
         elif t.scale is not None:
@@ -147,6 +154,7 @@ class Sweep:
 
     def hidden_grad(self, chunk: Chunk, row_scale: Tensor) -> Tensor:
         """∂(Σ_t r_t log p_t)/∂h for the chunk's rows, [n, H] in the accumulation dtype."""
+        onehot, coef = _grad_factors(chunk)
         probs_w = _mm(
             chunk.inputs.new_empty(chunk.inputs.shape, dtype=self.acc),
             self._probs_low(chunk),
@@ -154,19 +162,21 @@ class Sweep:
             accumulate=False,
         )
         onehot_w = self.weight[chunk.targets].to(self.acc)
-        return onehot_w.mul_((row_scale * chunk.onehot)[:, None]).sub_(probs_w.mul_((row_scale * chunk.coef)[:, None]))
+        return onehot_w.mul_((row_scale * onehot)[:, None]).sub_(probs_w.mul_((row_scale * coef)[:, None]))
 
     def weight_grad_into(self, chunk: Chunk, row_scale: Tensor, out: Tensor, *, overwrite: bool = False) -> None:
         """``out`` (+)= ∂(Σ_t r_t log p_t)/∂W over the chunk's rows (``out`` [V, H], accumulation dtype)."""
-        scaled = (chunk.inputs.to(self.acc) * -(row_scale * chunk.coef)[:, None]).to(self.compute)
+        onehot, coef = _grad_factors(chunk)
+        scaled = (chunk.inputs.to(self.acc) * -(row_scale * coef)[:, None]).to(self.compute)
         if self.low is not None and self.product is None and not fp32_output_matmuls(out.device, self.compute):
             self.product = torch.empty(out.shape, dtype=self.compute, device=out.device)
         _mm(out, self._probs_low(chunk).T, scaled, accumulate=not overwrite, scratch=self.product)
-        out.index_add_(0, chunk.targets, chunk.inputs.to(self.acc) * (row_scale * chunk.onehot)[:, None])
+        out.index_add_(0, chunk.targets, chunk.inputs.to(self.acc) * (row_scale * onehot)[:, None])
 
     def bias_grad_into(self, chunk: Chunk, row_scale: Tensor, out: Tensor, *, overwrite: bool = False) -> None:
         """``out`` (+)= ∂(Σ_t r_t log p_t)/∂b over the chunk's rows (``out`` [V], accumulation dtype)."""
-        weighted = (row_scale * chunk.coef) @ chunk.probs
+        onehot, coef = _grad_factors(chunk)
+        weighted = (row_scale * coef) @ chunk.probs
         (out.copy_(weighted.neg_()) if overwrite else out.sub_(weighted)).index_add_(
-            0, chunk.targets, row_scale * chunk.onehot
+            0, chunk.targets, row_scale * onehot
         )

@@ -3,8 +3,10 @@
 See :mod:`rmreg.ops` for the formulas and the design.
 """
 
+from typing import Any
+
 import torch
-from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.autograd.function import once_differentiable
 
 from rmreg._typing import Float, Int, Tensor, shape_checked
 from rmreg.ops._common import LogitTransform, check_inputs, compute_dtype, needs_grad, resolve_chunk_size, spans
@@ -17,8 +19,8 @@ class _ChunkedLogprobs(torch.autograd.Function):
     """Per-token log-probs; backward recomputes chunks (trainable head) or scales rows (frozen head)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: FunctionCtx,
+    def forward(
+        ctx: Any,
         hidden: Tensor,
         weight: Tensor,
         bias: Tensor | None,
@@ -40,6 +42,7 @@ class _ChunkedLogprobs(torch.autograd.Function):
             hidden_grad = torch.zeros_like(hidden) if frozen_hidden_grad else None
             for rows, _ in chunks:
                 chunk = sweep.softmax(rows, with_grad=frozen_hidden_grad)
+                assert chunk.logprobs is not None  # computed: no lse given
                 logprobs[rows] = chunk.logprobs
                 if lse is not None:
                     lse[rows] = chunk.lse
@@ -53,7 +56,7 @@ class _ChunkedLogprobs(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         nones = (None,) * 7
         if not ctx.head_trainable:
             (hidden_grad,) = ctx.saved_tensors

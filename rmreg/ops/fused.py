@@ -3,8 +3,10 @@
 See :mod:`rmreg.ops` for the formulas and the design.
 """
 
+from typing import Any
+
 import torch
-from torch.autograd.function import FunctionCtx, once_differentiable
+from torch.autograd.function import once_differentiable
 
 from rmreg._typing import Float, Int, Tensor, shape_checked
 from rmreg.ops._common import (
@@ -40,8 +42,8 @@ class _FusedSequenceLogprobs(torch.autograd.Function):
     """Per-sequence sums; gradients computed in forward, combined in place per sequence in backward."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: FunctionCtx,
+    def forward(
+        ctx: Any,
         hidden: Tensor,
         weight: Tensor,
         bias: Tensor | None,
@@ -66,6 +68,7 @@ class _FusedSequenceLogprobs(torch.autograd.Function):
             bias_grads = weight.new_zeros((buffered * needs[2], weight.shape[0]), dtype=sweep.acc)
             for rows, sequence in chunks:
                 chunk = sweep.softmax(rows, with_grad=any(needs))
+                assert chunk.logprobs is not None  # computed: no lse given
                 logprobs[rows], lse[rows] = chunk.logprobs, chunk.lse
                 ones = torch.ones_like(chunk.lse)
                 if hidden_grad is not None:
@@ -86,7 +89,7 @@ class _FusedSequenceLogprobs(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, grad_out: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         if ctx.buffers is None:
             raise RuntimeError(
                 "sequence_linear_logprobs allows one backward pass per forward pass (its gradient buffers are "

@@ -261,7 +261,7 @@ def reference_worker(cfg: Config, objective: str, path: str) -> dict:
     provider = "fused" if objective != "bt" else "naive"
     value = loss(Case(objective, "trainable", provider), cfg, inputs)
     value.backward()
-    grads = {name: inputs[name].grad.cpu() for name in ("hidden", "weight")}
+    grads = {name: None if inputs[name].grad is None else inputs[name].grad.cpu() for name in ("hidden", "weight")}
     torch.save({"loss": value.item(), **grads}, path)
     return {}
 

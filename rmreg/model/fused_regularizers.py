@@ -101,20 +101,19 @@ def fused_forward(
     if model.fused_passes not in (1, 2):
         raise ValueError(f"fused_passes must be 1 or 2; got {model.fused_passes!r}")
     weights = shared_weights(objective) if model.fused_passes == 1 else None
-    one_pass: dict[str, Tensor] = {}
-    if weights is not None:  # one pair per group; the loss reads it through w_c·log π_c + w_r·log π_r
+    group_ids = sequence_weights = None
+    if weights is not None:  # one pass, one pair per group: the loss reads it through w_c·log π_c + w_r·log π_r
+        group_ids = torch.arange(len(sides) * pairs) % pairs
         signs = [weights[0 if side == "chosen" else 1] for side in sides]
-        one_pass = {
-            "group_ids": torch.arange(len(sides) * pairs) % pairs,
-            "sequence_weights": torch.tensor(signs).repeat_interleave(pairs),
-        }
+        sequence_weights = torch.tensor(signs).repeat_interleave(pairs)
     fused_loss, logps = head.logprob_loss(
         hidden[source, position],
         labels[source, position + 1],
         row_of_token,
         loss_fn,
         num_sequences=len(sides) * pairs,
-        **one_pass,
+        group_ids=group_ids,
+        sequence_weights=sequence_weights,
     )
     logged = with_logps(logps)
     loss, per_pair, terms = fused_loss, torch.zeros(pairs, device=logps.device, dtype=logps.dtype), {}

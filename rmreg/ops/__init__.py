@@ -19,12 +19,14 @@ Paths, one module each:
   accumulates the gradients: extra memory = weight gradient + hidden gradient + one chunk, four matmuls per chunk
   (naive: three). Frozen head (the paper's LoRA setting): ∂ log p_t/∂h_t does not depend on the downstream loss,
   so the forward pass prepares it and the backward pass only scales its rows: two matmuls, no recompute.
-* :func:`fused_logprob_loss` (``fused_loss``): a loss on the per-sequence sums that is separable over groups of
-  sequences (a pair's chosen and rejected responses), fused into the pass. Group by group, the forward pass
-  computes the group's sums and each sequence's gradient into a buffer, the loss's coefficients ∂L/∂log π_s
-  (autograd on the small loss), and adds Σ_s (∂L/∂log π_s)·buffer_s into one weight gradient; the backward pass
-  only scales by the incoming gradient. Three matmuls per chunk, no recompute, and extra memory beyond the
-  weight gradient of one buffer per sequence of a group (1 for SFT, 2 for DPO), for any number of pairs.
+* :func:`fused_logprob_loss` (``fused_loss``): any loss on the per-sequence sums, fused into the pass; the
+  forward pass computes every gradient and the backward pass only scales by the incoming gradient. By default in
+  two passes over the vocabulary (``_tiles``): every log-sum-exp, then the sums and the loss's coefficients
+  c_s = ∂L/∂log π_s (autograd on the small loss), then tiles of logits again with each row's gradient scaled by its
+  c: four matmuls, extra memory beyond the weight gradient of the hidden gradient and one tile, for any number of
+  pairs. For a loss separable over groups of sequences (a pair's chosen and rejected responses), one pass, group by
+  group, each sequence's gradient into a buffer until its group's coefficients are known: three matmuls per chunk,
+  one weight-sized buffer per sequence of a group (or one in all when the caller declares the group's form).
 * :func:`sequence_linear_logprobs` (``fused``): the per-sequence sums themselves, with gradients prepared in the
   forward pass into at most :data:`FUSED_MAX_BUFFERS` per-sequence buffers (later sequences recompute in the
   backward pass); for callers that need the sums as a differentiable tensor.

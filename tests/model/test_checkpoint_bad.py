@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
+import transformers.modeling_utils  # noqa: F401 - binds safetensors' real save_file before a test patches it
 
 import rmreg
 from rmreg.data import PairCollator

@@ -49,7 +49,9 @@ def _two_pass(
     tile). Returns ∂L/∂ of (the rows' hidden states, W, b)."""
     target, onehot = tiles.target_logits()
     lse = tiles.log_sum_exp()
-    logprobs.index_add_(0, token_sequences, target - lse)
+    wide = logprobs.dtype if logprobs.device.type == "mps" else torch.float64  # long sums lose nothing (MPS: no fp64)
+    sums = logprobs.new_zeros(logprobs.shape, dtype=wide)
+    logprobs.copy_(sums.index_add_(0, token_sequences, (target - lse).to(wide)))
     if not any(needs):
         return None, None, None
     coefficients = loss_gradient(loss_fn, logprobs)

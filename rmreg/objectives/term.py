@@ -86,7 +86,9 @@ class Term(nn.Module):
     logps_weights: ClassVar[tuple[float, float] | None] = None
     """``(w_c, w_r)`` when the term reads the LM head only through ``w_c·log π(y_c|x) + w_r·log π(y_r|x)`` of each
     pair and reads nothing else that needs a gradient (GRM's SFT: ``(1, 0)``; DPO: ``(1, −1)``): the model may then
-    fuse the term's loss into the LM-head pass (:mod:`rmreg.model.fused_regularizers`). ``None``: never fused."""
+    fuse the term's loss into the LM-head pass (:mod:`rmreg.model.fused_regularizers`); terms with different weights
+    fuse together in two passes, terms sharing one also in one (``model.fused_passes = 1``). ``None``: never
+    fused."""
     default_name: ClassVar[str] = "term"
     config_fields: ClassVar[tuple[str, ...]] = ()
     type_key: ClassVar[str | None] = None

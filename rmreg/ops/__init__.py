@@ -49,7 +49,9 @@ inputs' own dtypes. Measured errors against float64 are in ``benchmarks/README.m
 The chunk size, when not given, comes from a memory budget: the [chunk, V] work buffers take at most
 ``max(DEFAULT_CHUNK_BYTES, 4·V·H / 8)`` bytes, i.e. 64 MiB or an eighth of an fp32 copy of the weight,
 whichever is larger (:func:`auto_chunk_size`): 131 rows at V = 128k, H = 256 with fp32 logits alone, 256 rows at
-V = 256k, H = 2048. Plain PyTorch ops: CPU and CUDA alike.
+V = 256k, H = 2048. The two-pass fused loss cuts rows and vocabulary into tiles instead (``_tiles``): 1024 rows ×
+a 2 MiB budget on a CPU (cache-sized), 4096 rows × the same budget as a chunk elsewhere. Plain PyTorch ops: CPU
+and CUDA alike.
 """
 
 from rmreg.ops._common import DEFAULT_CHUNK_BYTES, auto_chunk_size

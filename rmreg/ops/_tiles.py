@@ -139,7 +139,7 @@ class Tiles:
             probs.sub_(lse[block, None]).exp_()
             if tanh is not None:
                 probs.mul_(tanh.square_().neg_().add_(1))
-            probs.mul_((row_scale[block] * self.transform.multiplier)[:, None])  # E, with −1 applied below
+            probs.mul_((row_scale[block] * -self.transform.multiplier)[:, None])  # −E
             operand = probs if self.low is None else _tile(self.low, probs.shape).copy_(probs)
             if hidden_grad is not None:
                 _mm(hidden_grad[block], operand, self.weight[vocab], accumulate=True, scratch=None)
@@ -155,11 +155,11 @@ class Tiles:
     def _add_onehot(
         self, hidden_grad: Tensor | None, weight_grad: Tensor | None, bias_grad: Tensor | None, factor: Tensor
     ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-        """Negate the softmax parts and add the target parts r_t a_t (onehot(y_t) ⊗ ·)."""
+        """Add the target parts r_t a_t (onehot(y_t) ⊗ ·) to the softmax parts −E."""
         if hidden_grad is not None:
-            hidden_grad.neg_().add_(self.weight[self.targets].to(self.acc).mul_(factor[:, None]))
+            hidden_grad.add_(self.weight[self.targets].to(self.acc).mul_(factor[:, None]))
         if weight_grad is not None:
-            weight_grad.neg_().index_add_(0, self.targets, self.hidden.to(self.acc) * factor[:, None])
+            weight_grad.index_add_(0, self.targets, self.hidden.to(self.acc) * factor[:, None])
         if bias_grad is not None:
-            bias_grad.neg_().index_add_(0, self.targets, factor)
+            bias_grad.index_add_(0, self.targets, factor)
         return hidden_grad, weight_grad, bias_grad

@@ -30,6 +30,15 @@ class LogitTransform:
         """The constant factor of dℓ/dz: ``scale`` (1.0 when not given)."""
         return 1.0 if self.scale is None else float(self.scale)
 
+    def apply_(self, logits: Tensor, tanh_out: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """ℓ of the raw logits z, in place in ``logits``; under a soft-cap also t = tanh(scale·z / softcap), written
+        into ``tanh_out`` (same shape) and returned beside ℓ (None without a soft-cap)."""
+        if self.softcap is None:
+            return (logits if self.scale is None else logits.mul_(self.scale)), None
+        assert tanh_out is not None, "a soft-cap needs a tanh buffer"
+        tanh = torch.mul(logits, self.multiplier / self.softcap, out=tanh_out).tanh_()
+        return torch.mul(tanh, self.softcap, out=logits), tanh
+
 
 def auto_chunk_size(vocab_size: int, hidden_size: int, *, bytes_per_logit: int = 4) -> int:
     """Rows per chunk such that the [chunk, V] work buffers fit ``max(DEFAULT_CHUNK_BYTES, 4·V·H/8)`` bytes.

@@ -78,6 +78,18 @@ class Chunk:
     probs_low: Tensor | None = None  # E in the compute dtype, made once on first use
 
 
+def work_buffers(
+    like: Tensor, shape: tuple[int, ...], compute: torch.dtype, transform: LogitTransform
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """A pass's [rows, V]-like work buffers: logits (accumulation dtype), tanh (only under a soft-cap) and a
+    compute-dtype copy (only when the matmuls run in a lower precision)."""
+    acc = accumulation_dtype(compute)
+    logits = like.new_empty(shape, dtype=acc)
+    tanh = None if transform.softcap is None else torch.empty_like(logits)
+    low = None if compute == acc else like.new_empty(shape, dtype=compute)
+    return logits, tanh, low
+
+
 def _grad_factors(chunk: Chunk) -> tuple[Tensor, Tensor]:
     """The chunk's a and k, set by ``Sweep.softmax(..., with_grad=True)`` (every gradient's caller asks for them)."""
     assert chunk.onehot is not None and chunk.coef is not None, "chunk made with with_grad=False"
@@ -101,10 +113,7 @@ class Sweep:
         self.acc = accumulation_dtype(compute)
         self.weight = weight.to(compute)
         self.bias = None if bias is None else bias.to(self.acc)
-        vocab = weight.shape[0]
-        self.logits = hidden.new_empty((max_rows, vocab), dtype=self.acc)
-        self.tanh = None if transform.softcap is None else torch.empty_like(self.logits)
-        self.low = None if compute == self.acc else hidden.new_empty((max_rows, vocab), dtype=compute)
+        self.logits, self.tanh, self.low = work_buffers(hidden, (max_rows, weight.shape[0]), compute, transform)
         self.product: Tensor | None = None  # [V, H] compute-dtype scratch of the CPU weight-gradient matmul
 
     def _raw_logits(self, out: Tensor, inputs: Tensor) -> Tensor:
@@ -119,14 +128,7 @@ class Sweep:
         pass), e = exp(ℓ − lse) is the softmax itself and the log-probs are not computed."""
         n, t = len(rows), self.transform
         inputs, targets = self.hidden[rows].to(self.compute), self.targets[rows]
-        logits = self._raw_logits(self.logits[:n], inputs)
-        tanh = None
-        if t.softcap is not None:
-            assert self.tanh is not None  # allocated whenever the transform has a soft-cap
-            tanh = torch.mul(logits, t.multiplier / t.softcap, out=self.tanh[:n]).tanh_()
-            logits = torch.mul(tanh, t.softcap, out=logits)
-        elif t.scale is not None:
-            logits.mul_(t.scale)
+        logits, tanh = t.apply_(self._raw_logits(self.logits[:n], inputs), None if self.tanh is None else self.tanh[:n])
         if lse is None:
             picked = logits.gather(1, targets[:, None]).squeeze(1)
             peak = logits.amax(dim=1)

@@ -23,7 +23,7 @@ import torch
 
 from rmreg._typing import Tensor
 from rmreg.ops._common import LogitTransform, accumulation_dtype, bytes_per_logit, chunk_budget
-from rmreg.ops._kernel import _mm, fp32_output_matmuls
+from rmreg.ops._kernel import _mm, fp32_output_matmuls, work_buffers
 
 CPU_TILE_BYTES = 2 * 2**20
 """Bytes of one tile's buffers on a CPU: small enough to stay in cache between the matmul and its element-wise
@@ -69,10 +69,8 @@ class Tiles:
         self.bias = None if bias is None else bias.to(self.acc)
         self.targets, self.transform, self.compute = targets, transform, compute
         self.rows, self.cols = shape
-        size = self.rows * self.cols  # flat buffers, viewed as each tile's contiguous [rows, cols]
-        self.logits = hidden.new_empty(size, dtype=self.acc)
-        self.tanh = None if transform.softcap is None else torch.empty_like(self.logits)
-        self.low = None if compute == self.acc else hidden.new_empty(size, dtype=compute)
+        # flat buffers, viewed as each tile's contiguous [rows, cols]
+        self.logits, self.tanh, self.low = work_buffers(hidden, (self.rows * self.cols,), compute, transform)
         self.product: Tensor | None = None  # [cols, H] compute-dtype scratch of the CPU weight-gradient matmul
 
     def _blocks(self) -> list[tuple[slice, slice]]:
@@ -86,16 +84,12 @@ class Tiles:
 
     def _transformed(self, vocab: slice, rows: slice) -> tuple[Tensor, Tensor | None]:
         """The tile's transformed logits ℓ (fp32 buffer view) and, under a soft-cap, tanh(s·z/c)."""
-        shape, t = (rows.stop - rows.start, vocab.stop - vocab.start), self.transform
+        shape = (rows.stop - rows.start, vocab.stop - vocab.start)
         out, scratch = _tile(self.logits, shape), None if self.low is None else _tile(self.low, shape)
         _mm(out, self.hidden[rows], self.weight[vocab].T, accumulate=False, scratch=scratch)
         if self.bias is not None:
             out.add_(self.bias[vocab])
-        if t.softcap is not None:
-            assert self.tanh is not None
-            tanh = torch.mul(out, t.multiplier / t.softcap, out=_tile(self.tanh, shape)).tanh_()
-            return torch.mul(tanh, t.softcap, out=out), tanh
-        return (out if t.scale is None else out.mul_(t.scale)), None
+        return self.transform.apply_(out, None if self.tanh is None else _tile(self.tanh, shape))
 
     def target_logits(self) -> tuple[Tensor, Tensor]:
         """ℓ_ty and a_t = dℓ_ty/dz_ty at every row's target, from h_t · W[y_t] (fp32 products of the
@@ -104,10 +98,9 @@ class Tiles:
         if self.bias is not None:
             picked = picked + self.bias[self.targets]
         t = self.transform
-        if t.softcap is None:
-            return picked * t.multiplier, torch.full_like(picked, t.multiplier)
-        tanh = torch.tanh(picked * (t.multiplier / t.softcap))
-        return tanh * t.softcap, t.multiplier * (1 - tanh.square())
+        logits, tanh = t.apply_(picked, None if t.softcap is None else torch.empty_like(picked))
+        onehot = torch.full_like(picked, t.multiplier) if tanh is None else t.multiplier * (1 - tanh.square())
+        return logits, onehot
 
     def log_sum_exp(self) -> Tensor:
         """Pass 1: logsumexp_v ℓ_tv for every row [n] (fp32)."""

@@ -84,15 +84,16 @@ class _FusedLogprobLoss(torch.autograd.Function):
         valid = targets != ignore_index
         with torch.autocast(hidden.device.type, enabled=False):
             logprobs = hidden.new_zeros(num_sequences, dtype=accumulation_dtype(compute))
-            hidden_grad = torch.zeros_like(hidden) if needs[0] else None
+            hidden_grad: Tensor | None = None
             if members is None:
                 rows = valid.nonzero().squeeze(1)
+                every = len(rows) == len(targets)
                 shape = tile_shape(len(rows), weight, compute, transform, chunk_size)
-                inputs = hidden if len(rows) == len(targets) else hidden[rows]
-                tiles = Tiles(inputs, weight, bias, targets[rows], transform, compute, shape)
+                tiles = Tiles(hidden if every else hidden[rows], weight, bias, targets[rows], transform, compute, shape)
                 rows_grad, weight_grad, bias_grad = _two_pass(tiles, sequence_ids[rows], loss_fn, logprobs, needs)
-                if hidden_grad is not None and rows_grad is not None:
-                    hidden_grad.index_copy_(0, rows, rows_grad.to(hidden.dtype))
+                if rows_grad is not None:  # ignored rows get no gradient
+                    rows_grad = rows_grad.to(hidden.dtype)
+                    hidden_grad = rows_grad if every else torch.zeros_like(hidden).index_copy_(0, rows, rows_grad)
             else:
                 chunk_size = resolve_chunk_size(chunk_size, weight, compute, transform)
                 chunks = spans(valid, sequence_ids, num_sequences, chunk_size)
@@ -101,8 +102,8 @@ class _FusedLogprobLoss(torch.autograd.Function):
                 coefficients, raw, weight_grad, bias_grad = one_pass(
                     sweep, chunks, members, weights, loss_fn, logprobs, needs
                 )
-                if hidden_grad is not None and raw is not None:
-                    hidden_grad.copy_(raw.mul_(coefficients[sequence_ids, None]))
+                if raw is not None:  # ∂ log p_t/∂h_t, scaled by its sequence's coefficient (0 on ignored rows)
+                    hidden_grad = raw.mul_(coefficients[sequence_ids, None]).to(hidden.dtype)
             loss = loss_fn(logprobs.clone())
         ctx.gradients = hidden_grad, weight_grad, bias_grad
         ctx.dtypes = weight.dtype, None if bias is None else bias.dtype

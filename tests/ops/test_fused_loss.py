@@ -64,10 +64,15 @@ def signs(kind, pairs):
     )
 
 
+def grouping(grouped, group_ids):
+    """fused_logprob_loss's keywords for one pass by ``group_ids``, or for two passes over as many sequences."""
+    return {"group_ids": group_ids} if grouped else {"num_sequences": len(group_ids)}
+
+
 def strategy_kwargs(strategy, kind, pairs, group_ids):
     """fused_logprob_loss's keywords for each strategy: two passes, one pass by groups, one pass with weights."""
     if strategy == "two-pass":
-        return {"num_sequences": len(group_ids)}
+        return grouping(False, group_ids)
     return {"group_ids": group_ids, "sequence_weights": signs(kind, pairs) if strategy == "declared" else None}
 
 
@@ -102,7 +107,7 @@ def test_jacobian_float64(grouped):
     h, w, b, y = make_inputs(10, 3, 7, bias=True, ignored=0.2)
     h = (h * 2).detach().requires_grad_()
     sequence_ids = torch.tensor([3, 0, 0, 1, 2, 2, 3, 1, 3, 0])  # unsorted rows
-    kw = {"group_ids": torch.tensor([0, 1, 0, 1])} if grouped else {"num_sequences": 4}
+    kw = grouping(grouped, torch.tensor([0, 1, 0, 1]))
     loss_fn = dpo(2)
     for fn, inputs in [
         (
@@ -175,7 +180,7 @@ def test_weight_buffers_do_not_grow_with_the_number_of_pairs(monkeypatch):
 @pytest.mark.parametrize("grouped", [False, True])
 def test_backward_only_scales_and_follows_the_incoming_gradient(monkeypatch, grouped):
     sequence_ids, group_ids, loss_fn = shapes("dpo", 3, 5)
-    kw = {"group_ids": group_ids} if grouped else {"num_sequences": 6}
+    kw = grouping(grouped, group_ids)
     h, w, b, y = make_inputs(len(sequence_ids), 4, 9, bias=True)
     expected = gradients(2.5 * naive_loss(h, w, b, y, sequence_ids, 6, loss_fn), h, w, b)
     loss, _ = fused_logprob_loss(h, w, y, sequence_ids, loss_fn, bias=b, **kw)
@@ -189,7 +194,7 @@ def test_backward_only_scales_and_follows_the_incoming_gradient(monkeypatch, gro
 def test_second_backward_raises(grouped):
     sequence_ids, group_ids, loss_fn = shapes("sft", 2, 4)
     h, w, _, y = make_inputs(8, 3, 7)
-    kw = {"group_ids": group_ids} if grouped else {}
+    kw = {"group_ids": group_ids} if grouped else {}  # two passes: S inferred from sequence_ids
     loss, _ = fused_logprob_loss(h, w, y, sequence_ids, loss_fn, **kw)
     loss.backward(retain_graph=True)
     with pytest.raises(RuntimeError, match="one backward pass per forward pass"):
@@ -200,7 +205,7 @@ def test_second_backward_raises(grouped):
 def test_no_grad_gives_the_same_values(grouped):
     sequence_ids, group_ids, loss_fn = shapes("dpo", 3, 4)
     h, w, _, y = make_inputs(len(sequence_ids), 4, 9)
-    kw = {"group_ids": group_ids} if grouped else {"num_sequences": 6}
+    kw = grouping(grouped, group_ids)
     with torch.no_grad():
         loss, logps = fused_logprob_loss(h, w, y, sequence_ids, loss_fn, **kw)
     assert not loss.requires_grad
@@ -242,7 +247,7 @@ def test_bad_loss_functions_and_ids_raise_value_error():
 @pytest.mark.parametrize("grouped", [False, True])
 def test_autocast_bf16_against_float64(grouped):
     sequence_ids, group_ids, loss_fn = shapes("dpo-noref", 4, 16)
-    kw = {"group_ids": group_ids} if grouped else {"num_sequences": 8}
+    kw = grouping(grouped, group_ids)
     h, w, _, y = make_inputs(len(sequence_ids), 32, 300, ignored=0.0)
     h32, w32 = (t.detach().float().requires_grad_() for t in (h, w))
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -281,7 +286,7 @@ def test_property_any_separable_loss_equals_naive(group_sizes, lengths_seed, chu
 
     h, w, b, y = make_inputs(len(sequence_ids), 4, 13, bias=True, frozen=frozen, ignored=0.2, seed=lengths_seed)
     expected = naive_loss(h, w, b, y, sequence_ids, len(group_ids), loss_fn, softcap=softcap)
-    kw = {"group_ids": group_ids} if grouped else {"num_sequences": len(group_ids)}
+    kw = grouping(grouped, group_ids)
     loss, _ = fused_logprob_loss(h, w, y, sequence_ids, loss_fn, bias=b, chunk_size=chunk_size, softcap=softcap, **kw)
     torch.testing.assert_close(loss, expected, atol=F64_TOL, rtol=0)
     assert_close_all(gradients(loss, h, w, b), gradients(expected, h, w, b), F64_TOL)
